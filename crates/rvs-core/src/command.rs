@@ -1,0 +1,113 @@
+//! What can be asked of the table (commands, ipvsadm's verbs) and what it reports back (changes).
+
+use crate::config::{DestConfig, ServiceConfig, Timeouts};
+use crate::key::ServiceKey;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// A request to change the table. Each is validated whole before anything changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// `-A`: add a virtual service.
+    AddService(ServiceConfig),
+    /// `-E`: change a virtual service's scheduler, flags or persistence.
+    EditService(ServiceConfig),
+    /// `-D`: delete a virtual service and its dests.
+    DelService {
+        /// The service.
+        service: ServiceKey,
+    },
+    /// `-a`: add a dest to a service.
+    AddDest {
+        /// The service.
+        service: ServiceKey,
+        /// The dest.
+        dest: DestConfig,
+    },
+    /// `-e`: change a dest's forwarding, weight or thresholds.
+    EditDest {
+        /// The service.
+        service: ServiceKey,
+        /// The dest, with its new settings.
+        dest: DestConfig,
+    },
+    /// `-d`: delete a dest.
+    DelDest {
+        /// The service.
+        service: ServiceKey,
+        /// The dest's address.
+        dest: SocketAddr,
+    },
+    /// `-C`: delete every service.
+    Clear,
+    /// `-Z`: zero the counters of one service, or of all.
+    Zero {
+        /// The service, or `None` for all.
+        service: Option<ServiceKey>,
+    },
+    /// `--set`: the tcp, tcpfin and udp timeouts; 0 keeps a value.
+    SetTimeouts(Timeouts),
+    /// Several commands applied all or none (`-R`, config reloads).
+    Batch(Vec<Command>),
+}
+
+/// One applied change: what data planes and other mirrors of the table receive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// A service was added (it has no dests yet).
+    ServiceAdded(ServiceConfig),
+    /// A service's settings changed.
+    ServiceEdited(ServiceConfig),
+    /// A service and its dests were removed.
+    ServiceRemoved {
+        /// The service.
+        service: ServiceKey,
+    },
+    /// A dest was added (at the head of the service's list).
+    DestAdded {
+        /// The service.
+        service: ServiceKey,
+        /// The dest, normalised.
+        dest: DestConfig,
+    },
+    /// A dest's settings changed.
+    DestEdited {
+        /// The service.
+        service: ServiceKey,
+        /// The dest's new settings.
+        dest: DestConfig,
+    },
+    /// A dest was removed.
+    DestRemoved {
+        /// The service.
+        service: ServiceKey,
+        /// The dest's address.
+        dest: SocketAddr,
+    },
+    /// Counters were zeroed.
+    Zeroed {
+        /// The service, or `None` for all.
+        service: Option<ServiceKey>,
+    },
+    /// The timeouts now in force.
+    TimeoutsSet(Timeouts),
+}
+
+impl Change {
+    /// The command that makes this change on a table that mirrors the one it came from.
+    #[must_use]
+    pub fn to_command(&self) -> Command {
+        match self.clone() {
+            Self::ServiceAdded(c) => Command::AddService(c),
+            Self::ServiceEdited(c) => Command::EditService(c),
+            Self::ServiceRemoved { service } => Command::DelService { service },
+            Self::DestAdded { service, dest } => Command::AddDest { service, dest },
+            Self::DestEdited { service, dest } => Command::EditDest { service, dest },
+            Self::DestRemoved { service, dest } => Command::DelDest { service, dest },
+            Self::Zeroed { service } => Command::Zero { service },
+            Self::TimeoutsSet(t) => Command::SetTimeouts(t),
+        }
+    }
+}

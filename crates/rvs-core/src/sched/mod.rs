@@ -1,0 +1,234 @@
+//! The 14 IPVS schedulers, each with the kernel's decisions for the same dest states.
+//!
+//! Every scheduler walks the service's dests in the kernel's list order: newest first, since
+//! `__ip_vs_update_dest` links a new dest at the head. A scheduler never picks a dest with weight
+//! 0 or with the overload flag set, except where the kernel itself does otherwise (lblc and lblcr
+//! keep a cached dest whose threshold flag is set; see their modules).
+//!
+//! Schedulers keep their own state (cursors, hash tables, caches) and are told about dest
+//! changes through [`Scheduler::dest_added`], [`Scheduler::dest_removed`] and
+//! [`Scheduler::dests_changed`]; tables are rebuilt lazily on the next pick.
+
+mod hash;
+mod lblc;
+mod lblcr;
+mod least_conn;
+mod locality;
+mod mh;
+mod rr;
+mod twos;
+mod weight_order;
+mod wrr;
+
+pub use hash::hash_32;
+pub use mh::MH_TABLE_SIZE;
+
+use crate::config::{SchedFlags, SchedulerKind};
+use crate::dest::Dest;
+use crate::time::Timestamp;
+use rand_core::RngCore;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// The packet (or connection) a scheduler decides for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flow {
+    /// The client's address and port (the packet's source).
+    pub client: SocketAddr,
+    /// The address and port the client reached (the packet's destination: the VIP, or the
+    /// original destination for fwmark services). dh, lblc and lblcr hash on its address.
+    pub local: SocketAddr,
+}
+
+/// The service's dests in kernel order, with an index by address.
+#[derive(Debug, Clone, Copy)]
+pub struct DestSet<'a> {
+    /// Dests in kernel list order (head first).
+    pub dests: &'a [Dest],
+    index: &'a HashMap<SocketAddr, usize>,
+}
+
+impl<'a> DestSet<'a> {
+    pub(crate) const fn new(dests: &'a [Dest], index: &'a HashMap<SocketAddr, usize>) -> Self {
+        Self { dests, index }
+    }
+
+    /// The position of the dest with this address and generation, if it still exists.
+    pub(crate) fn find(&self, addr: SocketAddr, generation: u64) -> Option<usize> {
+        self.index
+            .get(&addr)
+            .copied()
+            .filter(|&i| self.dests[i].generation == generation)
+    }
+}
+
+/// What one pick needs besides the dests.
+pub(crate) struct Input<'a> {
+    pub flow: &'a Flow,
+    pub flags: SchedFlags,
+    pub now: Timestamp,
+    pub rng: &'a mut dyn RngCore,
+}
+
+/// A scheduler and its state.
+#[derive(Debug, Clone)]
+pub enum Scheduler {
+    /// Round robin.
+    Rr(rr::Rr),
+    /// Weighted round robin.
+    Wrr(wrr::Wrr),
+    /// Least connection.
+    Lc,
+    /// Weighted least connection.
+    Wlc,
+    /// Shortest expected delay.
+    Sed,
+    /// Never queue.
+    Nq,
+    /// Locality-based least connection.
+    Lblc(lblc::Lblc),
+    /// Locality-based least connection with replication.
+    Lblcr(lblcr::Lblcr),
+    /// Destination hashing.
+    Dh(hash::Dh),
+    /// Source hashing.
+    Sh(hash::Sh),
+    /// Weighted failover.
+    Fo,
+    /// Weighted overflow.
+    Ovf,
+    /// Maglev hashing.
+    Mh(mh::Mh),
+    /// Power of two choices.
+    Twos,
+}
+
+impl Scheduler {
+    /// A fresh scheduler of this kind, as `init_service` makes it.
+    #[must_use]
+    pub fn new(kind: SchedulerKind) -> Self {
+        let mut scheduler = match kind {
+            SchedulerKind::Rr => Self::Rr(rr::Rr::default()),
+            SchedulerKind::Wrr => Self::Wrr(wrr::Wrr::default()),
+            SchedulerKind::Lc => Self::Lc,
+            SchedulerKind::Wlc => Self::Wlc,
+            SchedulerKind::Sed => Self::Sed,
+            SchedulerKind::Nq => Self::Nq,
+            SchedulerKind::Lblc => Self::Lblc(lblc::Lblc::default()),
+            SchedulerKind::Lblcr => Self::Lblcr(lblcr::Lblcr::default()),
+            SchedulerKind::Dh => Self::Dh(hash::Dh::default()),
+            SchedulerKind::Sh => Self::Sh(hash::Sh::default()),
+            SchedulerKind::Fo => Self::Fo,
+            SchedulerKind::Ovf => Self::Ovf,
+            SchedulerKind::Mh => Self::Mh(mh::Mh::default()),
+            SchedulerKind::Twos => Self::Twos,
+        };
+        scheduler.dests_changed();
+        scheduler
+    }
+
+    /// The most dests this scheduler can hold, if limited (mh: one per table slot).
+    #[must_use]
+    pub const fn dest_limit(kind: SchedulerKind) -> Option<usize> {
+        match kind {
+            SchedulerKind::Mh => Some(MH_TABLE_SIZE),
+            _ => None,
+        }
+    }
+
+    /// A dest was linked at the head of the list (position 0).
+    pub fn dest_added(&mut self) {
+        match self {
+            Self::Rr(s) => s.dest_added(),
+            _ => self.dests_changed(),
+        }
+    }
+
+    /// The dest at `index` was unlinked.
+    pub fn dest_removed(&mut self, index: usize) {
+        match self {
+            Self::Rr(s) => s.dest_removed(index),
+            _ => self.dests_changed(),
+        }
+    }
+
+    /// A dest's weight or flags changed (`upd_dest`), or dests were added or removed.
+    pub fn dests_changed(&mut self) {
+        match self {
+            Self::Wrr(s) => s.mark_dirty(),
+            Self::Dh(s) => s.mark_dirty(),
+            Self::Sh(s) => s.mark_dirty(),
+            Self::Mh(s) => s.mark_dirty(),
+            _ => {}
+        }
+    }
+
+    /// Picks a dest for a new connection, or `None` when no dest is available.
+    pub(crate) fn schedule(&mut self, set: DestSet<'_>, input: Input<'_>) -> Option<usize> {
+        let dests = set.dests;
+        match self {
+            Self::Rr(s) => s.schedule(dests),
+            Self::Wrr(s) => s.schedule(dests),
+            Self::Lc => least_conn::lc(dests),
+            Self::Wlc => least_conn::wlc(dests),
+            Self::Sed => least_conn::sed(dests),
+            Self::Nq => least_conn::nq(dests),
+            Self::Lblc(s) => s.schedule(set, input.flow, input.now),
+            Self::Lblcr(s) => s.schedule(set, input.flow, input.now),
+            Self::Dh(s) => s.schedule(dests, input.flow),
+            Self::Sh(s) => s.schedule(dests, input.flow, input.flags),
+            Self::Fo => weight_order::fo(dests),
+            Self::Ovf => weight_order::ovf(dests),
+            Self::Mh(s) => s.schedule(dests, input.flow, input.flags),
+            Self::Twos => twos::twos(dests, input.rng),
+        }
+    }
+
+    /// Expires idle cache entries (lblc, lblcr), as the kernel's periodic timers do.
+    pub fn expire(&mut self, now: Timestamp) {
+        match self {
+            Self::Lblc(s) => s.expire(now),
+            Self::Lblcr(s) => s.expire(now),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers to build dest lists for scheduler tests.
+    use super::*;
+    use crate::config::{DestConfig, ForwardMethod};
+
+    /// Dests in kernel order with these weights, at 10.0.0.1, 10.0.0.2, ... (list position + 1).
+    pub fn dests(weights: &[u32]) -> Vec<Dest> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                let addr = SocketAddr::from(([10, 0, 0, u8::try_from(i + 1).unwrap()], 80));
+                Dest::new(
+                    DestConfig::new(addr, ForwardMethod::Masq).with_weight(w),
+                    i as u64,
+                )
+            })
+            .collect()
+    }
+
+    /// Sets active and inactive counts.
+    pub fn load(dests: &mut [Dest], conns: &[(u32, u32)]) {
+        for (d, &(a, i)) in dests.iter_mut().zip(conns) {
+            d.conns.active = a;
+            d.conns.inactive = i;
+        }
+    }
+
+    /// The index of a dest list.
+    pub fn index(dests: &[Dest]) -> HashMap<SocketAddr, usize> {
+        dests
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.addr(), i))
+            .collect()
+    }
+}

@@ -1,0 +1,332 @@
+//! A virtual service at run time: its dests in kernel order, its scheduler, its persistence
+//! templates, its stats, and the connection accounting the data planes feed.
+//!
+//! A data plane asks [`Service::schedule`] for a dest for each new connection (or each packet
+//! with one-packet scheduling) and gets a [`ConnTicket`]. It reports state changes with
+//! [`Service::set_active`], traffic with [`Service::record`] and the end with
+//! [`Service::release`]. The counts, the overload flags and the templates stay exact because
+//! they change only through these calls.
+
+use crate::config::{DestConfig, ServiceConfig};
+use crate::dest::Dest;
+use crate::key::ServiceKey;
+use crate::persistence::{mask_client, Template, TemplateKey, Templates};
+use crate::sched::{DestSet, Flow, Input, Scheduler};
+use crate::stats::{Counters, Stats};
+use crate::time::Timestamp;
+use rand_core::RngCore;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// No dest could take a new connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("service {service}: no destination available")]
+pub struct NoDestination {
+    /// The service.
+    pub service: ServiceKey,
+}
+
+/// A scheduled connection, held by the data plane until it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnTicket {
+    /// The dest chosen.
+    pub dest: SocketAddr,
+    generation: u64,
+    /// The persistence template that chose it, if any.
+    pub template: Option<TemplateKey>,
+    /// Whether the connection counts as active (ESTABLISHED) now.
+    pub active: bool,
+}
+
+/// A virtual service at run time.
+#[derive(Debug, Clone)]
+pub struct Service {
+    config: ServiceConfig,
+    dests: Vec<Dest>,
+    index: HashMap<SocketAddr, usize>,
+    scheduler: Scheduler,
+    templates: Templates,
+    stats: Stats,
+    next_generation: u64,
+    expire_quiescent_template: bool,
+}
+
+impl Service {
+    /// A new service with no dests.
+    #[must_use]
+    pub fn new(config: ServiceConfig) -> Self {
+        Self {
+            scheduler: Scheduler::new(config.scheduler),
+            config,
+            dests: Vec::new(),
+            index: HashMap::new(),
+            templates: Templates::default(),
+            stats: Stats::default(),
+            next_generation: 0,
+            expire_quiescent_template: false,
+        }
+    }
+
+    /// Its configuration.
+    #[must_use]
+    pub const fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Its key.
+    #[must_use]
+    pub const fn key(&self) -> ServiceKey {
+        self.config.key
+    }
+
+    /// Its dests in kernel list order (newest first).
+    #[must_use]
+    pub fn dests(&self) -> &[Dest] {
+        &self.dests
+    }
+
+    /// One dest by address.
+    #[must_use]
+    pub fn dest(&self, addr: &SocketAddr) -> Option<&Dest> {
+        self.index.get(addr).map(|&i| &self.dests[i])
+    }
+
+    /// The service's own stats (the sum over its dests, plus dests since removed).
+    #[must_use]
+    pub const fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Its live persistence templates.
+    #[must_use]
+    pub const fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    /// Sets the kernel's `expire_quiescent_template` behaviour for this service.
+    pub fn set_expire_quiescent_template(&mut self, on: bool) {
+        self.expire_quiescent_template = on;
+    }
+
+    pub(crate) fn set_config(&mut self, config: ServiceConfig) {
+        if config.scheduler != self.config.scheduler {
+            self.scheduler = Scheduler::new(config.scheduler);
+        }
+        self.config = config;
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .dests
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.addr(), i))
+            .collect();
+    }
+
+    /// Links a new dest at the head of the list, as the kernel does.
+    pub(crate) fn add_dest(&mut self, config: DestConfig) {
+        let dest = Dest::new(config, self.next_generation);
+        self.next_generation += 1;
+        self.dests.insert(0, dest);
+        self.reindex();
+        self.scheduler.dest_added();
+    }
+
+    pub(crate) fn edit_dest(&mut self, config: DestConfig) {
+        if let Some(&i) = self.index.get(&config.addr) {
+            self.dests[i].update(config);
+            self.scheduler.dests_changed();
+        }
+    }
+
+    pub(crate) fn remove_dest(&mut self, addr: &SocketAddr) -> Option<Dest> {
+        let i = *self.index.get(addr)?;
+        let dest = self.dests.remove(i);
+        self.reindex();
+        self.scheduler.dest_removed(i);
+        Some(dest)
+    }
+
+    fn find(&self, addr: SocketAddr, generation: u64) -> Option<usize> {
+        self.index
+            .get(&addr)
+            .copied()
+            .filter(|&i| self.dests[i].generation == generation)
+    }
+
+    /// Chooses a dest for a new connection from `flow`, honouring persistence, and counts the
+    /// connection (active or inactive) against it.
+    ///
+    /// # Errors
+    /// [`NoDestination`] when the scheduler finds no available dest.
+    pub fn schedule(
+        &mut self,
+        flow: &Flow,
+        active: bool,
+        now: Timestamp,
+        rng: &mut dyn RngCore,
+    ) -> Result<ConnTicket, NoDestination> {
+        let Some(persistence) = self.config.persistence else {
+            let i = self.pick(flow, now, rng)?;
+            return Ok(self.bind(i, None, active));
+        };
+        let key = mask_client(flow.client.ip(), persistence.netmask);
+        let timeout = Duration::from_secs(u64::from(persistence.timeout));
+        let timeout_ms = u64::from(persistence.timeout) * 1000;
+        if let Some(t) = self.templates.lookup(&key, now, timeout_ms) {
+            let (dest, generation) = (t.dest, t.generation);
+            let i = self.find(dest, generation);
+            let valid =
+                i.is_some_and(|i| !(self.expire_quiescent_template && self.dests[i].weight() == 0));
+            if let (true, Some(i)) = (valid, i) {
+                if let Some(t) = self.templates.get_mut(&key) {
+                    t.controlled += 1;
+                    t.expires = now + timeout;
+                }
+                return Ok(self.bind(i, Some(key), active));
+            }
+            self.drop_template(&key);
+        }
+        let i = self.pick(flow, now, rng)?;
+        let d = &mut self.dests[i];
+        d.conns.persistent += 1;
+        d.check_overload_after_bind();
+        let template = Template {
+            dest: d.addr(),
+            generation: d.generation,
+            controlled: 1,
+            expires: now + timeout,
+        };
+        if let Some(old) = self.templates.insert(key, template) {
+            self.unbind_template(&old);
+        }
+        Ok(self.bind(i, Some(key), active))
+    }
+
+    fn pick(
+        &mut self,
+        flow: &Flow,
+        now: Timestamp,
+        rng: &mut dyn RngCore,
+    ) -> Result<usize, NoDestination> {
+        let set = DestSet::new(&self.dests, &self.index);
+        let input = Input {
+            flow,
+            flags: self.config.sched_flags,
+            now,
+            rng,
+        };
+        self.scheduler.schedule(set, input).ok_or(NoDestination {
+            service: self.config.key,
+        })
+    }
+
+    fn bind(&mut self, i: usize, template: Option<TemplateKey>, active: bool) -> ConnTicket {
+        let d = &mut self.dests[i];
+        if active {
+            d.conns.active += 1;
+        } else {
+            d.conns.inactive += 1;
+        }
+        d.check_overload_after_bind();
+        let one = Counters {
+            conns: 1,
+            ..Counters::default()
+        };
+        d.stats.record(one);
+        self.stats.record(one);
+        ConnTicket {
+            dest: d.addr(),
+            generation: d.generation,
+            template,
+            active,
+        }
+    }
+
+    fn drop_template(&mut self, key: &TemplateKey) {
+        if let Some(t) = self.templates.remove(key) {
+            self.unbind_template(&t);
+        }
+    }
+
+    fn unbind_template(&mut self, t: &Template) {
+        if let Some(i) = self.find(t.dest, t.generation) {
+            let d = &mut self.dests[i];
+            d.conns.persistent = d.conns.persistent.saturating_sub(1);
+            d.check_overload_after_unbind();
+        }
+    }
+
+    /// Moves a connection between active (ESTABLISHED) and inactive (any other state).
+    pub fn set_active(&mut self, ticket: &mut ConnTicket, active: bool) {
+        if ticket.active == active {
+            return;
+        }
+        ticket.active = active;
+        if let Some(i) = self.find(ticket.dest, ticket.generation) {
+            let c = &mut self.dests[i].conns;
+            if active {
+                c.inactive = c.inactive.saturating_sub(1);
+                c.active += 1;
+            } else {
+                c.active = c.active.saturating_sub(1);
+                c.inactive += 1;
+            }
+        }
+    }
+
+    /// Adds a connection's traffic to its dest's and the service's counters.
+    pub fn record(&mut self, ticket: &ConnTicket, traffic: Counters) {
+        self.stats.record(traffic);
+        if let Some(i) = self.find(ticket.dest, ticket.generation) {
+            self.dests[i].stats.record(traffic);
+        }
+    }
+
+    /// Ends a connection: uncounts it and releases its template, which then lives on for the
+    /// persistence timeout from its last use.
+    pub fn release(&mut self, ticket: ConnTicket) {
+        if let Some(i) = self.find(ticket.dest, ticket.generation) {
+            let d = &mut self.dests[i];
+            if ticket.active {
+                d.conns.active = d.conns.active.saturating_sub(1);
+            } else {
+                d.conns.inactive = d.conns.inactive.saturating_sub(1);
+            }
+            d.check_overload_after_unbind();
+        }
+        if let Some(key) = ticket.template {
+            if let Some(t) = self.templates.get_mut(&key) {
+                if t.dest == ticket.dest && t.generation == ticket.generation {
+                    t.controlled = t.controlled.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// Runs the rate estimators up to `now`.
+    pub fn estimate(&mut self, now: Timestamp) {
+        self.stats.estimate(now);
+        for d in &mut self.dests {
+            d.stats.estimate(now);
+        }
+    }
+
+    /// Expires templates and scheduler caches due by `now`.
+    pub fn expire(&mut self, now: Timestamp) {
+        for t in self.templates.drain_expired(now) {
+            self.unbind_template(&t);
+        }
+        self.scheduler.expire(now);
+    }
+
+    /// Zeroes the service's and its dests' counters and rates (`-Z`).
+    pub fn zero(&mut self) {
+        self.stats.zero();
+        for d in &mut self.dests {
+            d.stats.zero();
+        }
+    }
+}
