@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 
 /// The 14 IPVS scheduling algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SchedulerKind {
     /// Round robin (ip_vs_rr.c).
@@ -21,6 +21,7 @@ pub enum SchedulerKind {
     /// Least connection (ip_vs_lc.c).
     Lc,
     /// Weighted least connection, the default (ip_vs_wlc.c).
+    #[default]
     Wlc,
     /// Shortest expected delay (ip_vs_sed.c).
     Sed,
@@ -82,12 +83,6 @@ impl SchedulerKind {
             Self::Mh => "mh",
             Self::Twos => "twos",
         }
-    }
-}
-
-impl Default for SchedulerKind {
-    fn default() -> Self {
-        Self::Wlc
     }
 }
 

@@ -62,8 +62,7 @@ impl Wrr {
         let mut stop: Option<usize> = None;
         let (mut last_pass, mut restarted) = (false, false);
         loop {
-            for i in start..dests.len() {
-                let d = &dests[i];
+            for (i, d) in dests.iter().enumerate().skip(start) {
                 if !d.overloaded && i64::from(d.weight()) >= self.cw {
                     self.cl = Some(i);
                     return Some(i);
