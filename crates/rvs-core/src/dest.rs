@@ -27,8 +27,9 @@ pub struct Dest {
     pub conns: ConnCounts,
     /// Set while the upper threshold is reached (`IP_VS_DEST_F_OVERLOAD`).
     pub overloaded: bool,
-    /// Traffic counters and rates.
-    pub stats: Stats,
+    /// Traffic counters and rates (boxed: schedulers scan dests, and a small `Dest` keeps
+    /// that scan in cache).
+    pub stats: Box<Stats>,
     /// Tells this dest apart from an earlier dest with the same address that was removed.
     pub(crate) generation: u64,
 }
@@ -40,7 +41,7 @@ impl Dest {
             last_weight: config.weight,
             conns: ConnCounts::default(),
             overloaded: false,
-            stats: Stats::default(),
+            stats: Box::default(),
             generation,
         }
     }
@@ -112,5 +113,13 @@ impl Dest {
         if clear {
             self.overloaded = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_dest_fits_in_two_cache_lines() {
+        assert!(std::mem::size_of::<super::Dest>() <= 128, "{}", std::mem::size_of::<super::Dest>());
     }
 }

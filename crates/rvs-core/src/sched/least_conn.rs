@@ -28,14 +28,14 @@ pub fn lc(dests: &[Dest]) -> Option<usize> {
 fn weighted_least(dests: &[Dest], overhead: impl Fn(&Dest) -> i64) -> Option<usize> {
     let first = dests.iter().position(Dest::available)?;
     let (mut least, mut loh) = (first, overhead(&dests[first]));
+    let mut lw = i64::from(dests[first].weight());
     for (i, d) in dests.iter().enumerate().skip(first + 1) {
         if d.overloaded {
             continue;
         }
-        let doh = overhead(d);
-        if loh * i64::from(d.weight()) > doh * i64::from(dests[least].weight()) {
-            least = i;
-            loh = doh;
+        let (doh, dw) = (overhead(d), i64::from(d.weight()));
+        if loh * dw > doh * lw {
+            (least, loh, lw) = (i, doh, dw);
         }
     }
     Some(least)
