@@ -16,11 +16,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 fn service(kind: SchedulerKind, dests: usize) -> (Table, ServiceKey) {
     let key = ServiceKey::tcp("198.18.0.1:80".parse().unwrap());
-    let mut commands = vec![Command::AddService(ServiceConfig::new(key).with_scheduler(kind))];
+    let mut commands = vec![Command::AddService(
+        ServiceConfig::new(key).with_scheduler(kind),
+    )];
     for i in 0..dests {
         let ip = Ipv4Addr::from(0xC612_0100 + u32::try_from(i).unwrap());
         let weight = u32::try_from(i % 10).unwrap() + 1;
-        let dest = DestConfig::new(SocketAddr::new(ip.into(), 80), ForwardMethod::Masq).with_weight(weight);
+        let dest = DestConfig::new(SocketAddr::new(ip.into(), 80), ForwardMethod::Masq)
+            .with_weight(weight);
         commands.push(Command::AddDest { service: key, dest });
     }
     let mut table = Table::new();
@@ -36,7 +39,10 @@ fn service(kind: SchedulerKind, dests: usize) -> (Table, ServiceKey) {
 
 fn flow(n: usize) -> Flow {
     let client = Ipv4Addr::from(0xC613_0000 + u32::try_from(n % 65_536).unwrap());
-    Flow { client: SocketAddr::new(client.into(), 40_000), local: "198.18.0.1:80".parse().unwrap() }
+    Flow {
+        client: SocketAddr::new(client.into(), 40_000),
+        local: "198.18.0.1:80".parse().unwrap(),
+    }
 }
 
 fn picks(c: &mut Criterion) {
@@ -51,7 +57,9 @@ fn picks(c: &mut Criterion) {
                 let svc = table.service_mut(&key).unwrap();
                 b.iter(|| {
                     n = (n + 1) & 1023;
-                    if let Ok(t) = svc.schedule(black_box(&flows[n]), true, Timestamp::ZERO, &mut rng) {
+                    if let Ok(t) =
+                        svc.schedule(black_box(&flows[n]), true, Timestamp::ZERO, &mut rng)
+                    {
                         svc.release(t);
                     }
                 });

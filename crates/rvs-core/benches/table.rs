@@ -15,7 +15,10 @@ fn commands(services: u32, dests: u32) -> Vec<Command> {
         out.push(Command::AddService(ServiceConfig::new(key)));
         for d in 0..dests {
             let rip = SocketAddr::new(Ipv4Addr::from(0xC613_0000 + s * 16 + d).into(), 8080);
-            out.push(Command::AddDest { service: key, dest: DestConfig::new(rip, ForwardMethod::Masq) });
+            out.push(Command::AddDest {
+                service: key,
+                dest: DestConfig::new(rip, ForwardMethod::Masq),
+            });
         }
     }
     out

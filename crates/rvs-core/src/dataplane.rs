@@ -10,23 +10,24 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// Why a data plane refused or failed to apply changes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
 pub enum DataPlaneError {
     /// The plane cannot realise this configuration; another can.
     #[error("the {plane} data plane cannot {what}; use {hint}")]
     Unsupported {
         /// The plane's name (`proxy`, `xdp`, `none`).
-        plane: &'static str,
+        plane: String,
         /// What it cannot do, e.g. "forward to route (-g) dests".
         what: String,
         /// What would, e.g. "--dataplane xdp".
-        hint: &'static str,
+        hint: String,
     },
     /// An operating-system call failed.
     #[error("{plane} data plane: {operation} failed: {message}")]
     Failed {
         /// The plane's name.
-        plane: &'static str,
+        plane: String,
         /// What it was doing, e.g. "bind 127.0.0.1:8080".
         operation: String,
         /// The system's message.

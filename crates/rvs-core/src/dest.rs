@@ -120,6 +120,10 @@ impl Dest {
 mod tests {
     #[test]
     fn a_dest_fits_in_two_cache_lines() {
-        assert!(std::mem::size_of::<super::Dest>() <= 128, "{}", std::mem::size_of::<super::Dest>());
+        assert!(
+            std::mem::size_of::<super::Dest>() <= 128,
+            "{}",
+            std::mem::size_of::<super::Dest>()
+        );
     }
 }

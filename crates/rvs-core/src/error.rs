@@ -5,10 +5,12 @@
 
 use crate::config::SchedulerKind;
 use crate::key::ServiceKey;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// A refused command. The table is unchanged when one is returned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
 pub enum TableError {
     /// `-A` of a service that exists.
     #[error("service {service} already exists")]
@@ -134,8 +136,8 @@ pub enum TableError {
     TunnelInvalid {
         /// The dest.
         dest: SocketAddr,
-        /// What is wrong, e.g. "GUE needs a tunnel port".
-        problem: &'static str,
+        /// What is wrong, e.g. "a GUE tunnel needs a port (1..=65535)".
+        problem: String,
     },
     /// More dests than the scheduler can hold (mh: its table size).
     #[error("service {service}: scheduler {scheduler} holds at most {limit} dests")]
@@ -151,7 +153,7 @@ pub enum TableError {
     #[error("timeout {name} {value} is outside 0..=2678400 seconds")]
     TimeoutOutOfRange {
         /// Which timeout (`tcp`, `tcpfin`, `udp`).
-        name: &'static str,
+        name: String,
         /// The refused value.
         value: u32,
     },

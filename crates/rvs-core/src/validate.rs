@@ -126,7 +126,7 @@ pub fn dest(service: &ServiceConfig, dest: DestConfig) -> Result<DestConfig, Tab
         if let Some(problem) = problem {
             return Err(TableError::TunnelInvalid {
                 dest: addr,
-                problem,
+                problem: problem.to_owned(),
             });
         }
     }
@@ -154,7 +154,10 @@ fn is_unicast(ip: &IpAddr) -> bool {
 pub fn timeouts(t: &Timeouts) -> Result<(), TableError> {
     for (name, value) in [("tcp", t.tcp), ("tcpfin", t.tcp_fin), ("udp", t.udp)] {
         if value > MAX_TIMEOUT {
-            return Err(TableError::TimeoutOutOfRange { name, value });
+            return Err(TableError::TimeoutOutOfRange {
+                name: name.to_owned(),
+                value,
+            });
         }
     }
     Ok(())

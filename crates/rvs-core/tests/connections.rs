@@ -20,7 +20,10 @@ fn dest(i: u8) -> SocketAddr {
 }
 
 fn flow(client: &str) -> Flow {
-    Flow { client: client.parse().unwrap(), local: VIP.parse().unwrap() }
+    Flow {
+        client: client.parse().unwrap(),
+        local: VIP.parse().unwrap(),
+    }
 }
 
 /// An rr service with `n` dests of weight 1 (kernel order: dest(1) first), optionally persistent.
@@ -30,7 +33,10 @@ fn setup(n: u8, persistence: Option<Persistence>) -> Table {
         ..ServiceConfig::new(key()).with_scheduler(SchedulerKind::Rr)
     })];
     for i in (1..=n).rev() {
-        cmds.push(Command::AddDest { service: key(), dest: DestConfig::new(dest(i), ForwardMethod::Masq) });
+        cmds.push(Command::AddDest {
+            service: key(),
+            dest: DestConfig::new(dest(i), ForwardMethod::Masq),
+        });
     }
     let mut t = Table::new();
     t.apply(Command::Batch(cmds)).unwrap();
@@ -38,7 +44,10 @@ fn setup(n: u8, persistence: Option<Persistence>) -> Table {
 }
 
 fn persist(timeout: u32, mask: [u8; 4]) -> Option<Persistence> {
-    Some(Persistence { timeout, netmask: PersistMask::V4(Ipv4Addr::from(mask)) })
+    Some(Persistence {
+        timeout,
+        netmask: PersistMask::V4(Ipv4Addr::from(mask)),
+    })
 }
 
 struct Director {
@@ -48,12 +57,16 @@ struct Director {
 
 impl Director {
     fn new(table: Table) -> Self {
-        Self { table, rng: SmallRng::seed_from_u64(42) }
+        Self {
+            table,
+            rng: SmallRng::seed_from_u64(42),
+        }
     }
 
     fn connect(&mut self, client: &str, at: u64) -> Option<ConnTicket> {
         let svc = self.table.service_mut(&key()).unwrap();
-        svc.schedule(&flow(client), true, Timestamp::from_secs(at), &mut self.rng).ok()
+        svc.schedule(&flow(client), true, Timestamp::from_secs(at), &mut self.rng)
+            .ok()
     }
 
     fn close(&mut self, t: ConnTicket) {
@@ -61,12 +74,22 @@ impl Director {
     }
 
     fn counts(&self, i: u8) -> rvs_core::ConnCounts {
-        self.table.service(&key()).unwrap().dest(&dest(i)).unwrap().conns
+        self.table
+            .service(&key())
+            .unwrap()
+            .dest(&dest(i))
+            .unwrap()
+            .conns
     }
 
     fn set_weight(&mut self, i: u8, w: u32) {
         let d = DestConfig::new(dest(i), ForwardMethod::Masq).with_weight(w);
-        self.table.apply(Command::EditDest { service: key(), dest: d }).unwrap();
+        self.table
+            .apply(Command::EditDest {
+                service: key(),
+                dest: d,
+            })
+            .unwrap();
     }
 }
 
@@ -80,8 +103,14 @@ fn a_persistent_client_stays_on_its_dest_whatever_its_port() {
         d.close(t);
     }
     let other = d.connect("198.18.9.2:1000", 1).unwrap();
-    assert_ne!(other.dest, first.dest, "rr gives the next client the next dest");
-    assert_eq!(d.counts(1).persistent + d.counts(2).persistent + d.counts(3).persistent, 2);
+    assert_ne!(
+        other.dest, first.dest,
+        "rr gives the next client the next dest"
+    );
+    assert_eq!(
+        d.counts(1).persistent + d.counts(2).persistent + d.counts(3).persistent,
+        2
+    );
 }
 
 #[test]
@@ -89,7 +118,10 @@ fn the_netmask_groups_clients_of_one_network() {
     let mut d = Director::new(setup(3, persist(300, [255, 255, 255, 0])));
     let first = d.connect("198.18.9.1:1000", 0).unwrap();
     for host in 2..50 {
-        assert_eq!(d.connect(&format!("198.18.9.{host}:1000"), 1).unwrap().dest, first.dest);
+        assert_eq!(
+            d.connect(&format!("198.18.9.{host}:1000"), 1).unwrap().dest,
+            first.dest
+        );
     }
     assert_ne!(d.connect("198.18.10.1:1000", 1).unwrap().dest, first.dest);
 }
@@ -108,7 +140,11 @@ fn a_template_expires_its_timeout_after_the_last_connection_ends() {
     d.table.tick(Timestamp::from_secs(159));
     assert_eq!(d.table.service(&key()).unwrap().templates().len(), 1);
     d.table.tick(Timestamp::from_secs(160));
-    assert_eq!(d.table.service(&key()).unwrap().templates().len(), 0, "60 s after the last use");
+    assert_eq!(
+        d.table.service(&key()).unwrap().templates().len(),
+        0,
+        "60 s after the last use"
+    );
     assert_eq!(d.counts(1).persistent + d.counts(2).persistent, 0);
     // rr continues: the client now lands on the other dest.
     assert_ne!(d.connect("198.18.9.1:1002", 161).unwrap().dest, dest);
@@ -120,9 +156,16 @@ fn a_quiesced_dest_keeps_its_persistent_clients_but_takes_no_new_ones() {
     let t = d.connect("198.18.9.1:1000", 0).unwrap();
     let i = if t.dest == dest(1) { 1 } else { 2 };
     d.set_weight(i, 0);
-    assert_eq!(d.connect("198.18.9.1:1001", 1).unwrap().dest, t.dest, "template still valid");
+    assert_eq!(
+        d.connect("198.18.9.1:1001", 1).unwrap().dest,
+        t.dest,
+        "template still valid"
+    );
     for host in 2..10 {
-        assert_ne!(d.connect(&format!("198.18.9.{host}:1"), 1).unwrap().dest, t.dest);
+        assert_ne!(
+            d.connect(&format!("198.18.9.{host}:1"), 1).unwrap().dest,
+            t.dest
+        );
     }
 }
 
@@ -141,7 +184,12 @@ fn expire_quiescent_template_reschedules_clients_of_a_quiesced_dest() {
 fn a_removed_dest_sends_its_persistent_clients_elsewhere() {
     let mut d = Director::new(setup(2, persist(300, [255; 4])));
     let t = d.connect("198.18.9.1:1000", 0).unwrap();
-    d.table.apply(Command::DelDest { service: key(), dest: t.dest }).unwrap();
+    d.table
+        .apply(Command::DelDest {
+            service: key(),
+            dest: t.dest,
+        })
+        .unwrap();
     let again = d.connect("198.18.9.1:1001", 1).unwrap();
     assert_ne!(again.dest, t.dest);
     // The old ticket's release is harmless: its dest is gone.
@@ -152,8 +200,18 @@ fn a_removed_dest_sends_its_persistent_clients_elsewhere() {
 fn a_readded_dest_is_not_confused_with_its_predecessor() {
     let mut d = Director::new(setup(1, None));
     let t = d.connect("198.18.9.1:1000", 0).unwrap();
-    d.table.apply(Command::DelDest { service: key(), dest: dest(1) }).unwrap();
-    d.table.apply(Command::AddDest { service: key(), dest: DestConfig::new(dest(1), ForwardMethod::Masq) }).unwrap();
+    d.table
+        .apply(Command::DelDest {
+            service: key(),
+            dest: dest(1),
+        })
+        .unwrap();
+    d.table
+        .apply(Command::AddDest {
+            service: key(),
+            dest: DestConfig::new(dest(1), ForwardMethod::Masq),
+        })
+        .unwrap();
     let fresh = d.connect("198.18.9.2:1000", 1).unwrap();
     d.close(t);
     assert_eq!(d.counts(1).active, 1, "only the new connection counts");
@@ -166,7 +224,11 @@ fn threshold_setup(upper: u32, lower: u32) -> Director {
     let mut c = DestConfig::new(dest(1), ForwardMethod::Masq);
     c.u_threshold = upper;
     c.l_threshold = lower;
-    t.apply(Command::EditDest { service: key(), dest: c }).unwrap();
+    t.apply(Command::EditDest {
+        service: key(),
+        dest: c,
+    })
+    .unwrap();
     // Make dest 2 unattractive so rr alone does not explain the picks: quiesce it.
     let mut d = Director::new(t);
     d.set_weight(2, 0);
@@ -178,18 +240,29 @@ fn the_upper_threshold_stops_new_connections() {
     let mut d = threshold_setup(2, 0);
     let a = d.connect("198.18.9.1:1", 0).unwrap();
     let _b = d.connect("198.18.9.2:1", 0).unwrap();
-    assert!(d.connect("198.18.9.3:1", 0).is_none(), "2 connections reach the threshold of 2");
+    assert!(
+        d.connect("198.18.9.3:1", 0).is_none(),
+        "2 connections reach the threshold of 2"
+    );
     d.close(a);
-    assert!(d.connect("198.18.9.3:1", 0).is_some(), "1*4 < 2*3 clears the overload");
+    assert!(
+        d.connect("198.18.9.3:1", 0).is_some(),
+        "1*4 < 2*3 clears the overload"
+    );
 }
 
 #[test]
 fn without_a_lower_threshold_the_overload_clears_below_three_quarters() {
     let mut d = threshold_setup(4, 0);
-    let mut open: Vec<_> = (1..=4).map(|i| d.connect(&format!("198.18.9.{i}:1"), 0).unwrap()).collect();
+    let mut open: Vec<_> = (1..=4)
+        .map(|i| d.connect(&format!("198.18.9.{i}:1"), 0).unwrap())
+        .collect();
     assert!(d.connect("198.18.9.9:1", 0).is_none());
     d.close(open.pop().unwrap());
-    assert!(d.connect("198.18.9.9:1", 0).is_none(), "3*4 < 4*3 is false: still overloaded");
+    assert!(
+        d.connect("198.18.9.9:1", 0).is_none(),
+        "3*4 < 4*3 is false: still overloaded"
+    );
     d.close(open.pop().unwrap());
     assert!(d.connect("198.18.9.9:1", 0).is_some());
 }
@@ -197,10 +270,15 @@ fn without_a_lower_threshold_the_overload_clears_below_three_quarters() {
 #[test]
 fn with_a_lower_threshold_the_overload_clears_below_it() {
     let mut d = threshold_setup(4, 2);
-    let mut open: Vec<_> = (1..=4).map(|i| d.connect(&format!("198.18.9.{i}:1"), 0).unwrap()).collect();
+    let mut open: Vec<_> = (1..=4)
+        .map(|i| d.connect(&format!("198.18.9.{i}:1"), 0).unwrap())
+        .collect();
     d.close(open.pop().unwrap());
     d.close(open.pop().unwrap());
-    assert!(d.connect("198.18.9.9:1", 0).is_none(), "2 is not below the lower threshold 2");
+    assert!(
+        d.connect("198.18.9.9:1", 0).is_none(),
+        "2 is not below the lower threshold 2"
+    );
     d.close(open.pop().unwrap());
     assert!(d.connect("198.18.9.9:1", 0).is_some());
 }
@@ -212,7 +290,12 @@ fn raising_the_upper_threshold_clears_the_overload_at_once() {
     assert!(d.connect("198.18.9.2:1", 0).is_none());
     let mut c = DestConfig::new(dest(1), ForwardMethod::Masq);
     c.u_threshold = 5;
-    d.table.apply(Command::EditDest { service: key(), dest: c }).unwrap();
+    d.table
+        .apply(Command::EditDest {
+            service: key(),
+            dest: c,
+        })
+        .unwrap();
     assert!(d.connect("198.18.9.2:1", 0).is_some());
 }
 
@@ -223,27 +306,60 @@ fn counters_follow_state_changes_traffic_and_releases() {
     assert_eq!((d.counts(1).active, d.counts(1).inactive), (1, 0));
     let svc = d.table.service_mut(&key()).unwrap();
     svc.set_active(&mut t, false);
-    svc.record(&t, Counters { in_pkts: 3, out_pkts: 2, in_bytes: 300, out_bytes: 2000, conns: 0 });
+    svc.record(
+        &t,
+        Counters {
+            in_pkts: 3,
+            out_pkts: 2,
+            in_bytes: 300,
+            out_bytes: 2000,
+            conns: 0,
+        },
+    );
     assert_eq!((d.counts(1).active, d.counts(1).inactive), (0, 1));
     let svc = d.table.service(&key()).unwrap();
-    let want = Counters { conns: 1, in_pkts: 3, out_pkts: 2, in_bytes: 300, out_bytes: 2000 };
+    let want = Counters {
+        conns: 1,
+        in_pkts: 3,
+        out_pkts: 2,
+        in_bytes: 300,
+        out_bytes: 2000,
+    };
     assert_eq!(svc.stats().counters(), want);
     assert_eq!(svc.dest(&dest(1)).unwrap().stats.counters(), want);
     d.close(t);
     assert_eq!(d.counts(1), rvs_core::ConnCounts::default());
     d.table.apply(Command::Zero { service: None }).unwrap();
-    assert_eq!(d.table.service(&key()).unwrap().stats().counters(), Counters::default());
+    assert_eq!(
+        d.table.service(&key()).unwrap().stats().counters(),
+        Counters::default()
+    );
 }
 
 #[test]
 fn fwmark_and_ipv6_services_schedule_too() {
     let mut t = Table::new();
-    let fw = ServiceKey::FwMark { mark: 1, family: Family::Inet6 };
-    t.apply(Command::AddService(ServiceConfig::new(fw))).unwrap();
+    let fw = ServiceKey::FwMark {
+        mark: 1,
+        family: Family::Inet6,
+    };
+    t.apply(Command::AddService(ServiceConfig::new(fw)))
+        .unwrap();
     let d6: SocketAddr = "[2001:db8::10]:0".parse().unwrap();
-    t.apply(Command::AddDest { service: fw, dest: DestConfig::new(d6, ForwardMethod::Route) }).unwrap();
-    let f = Flow { client: "[2001:db8:9::1]:5000".parse().unwrap(), local: "[2001:db8::1]:443".parse().unwrap() };
+    t.apply(Command::AddDest {
+        service: fw,
+        dest: DestConfig::new(d6, ForwardMethod::Route),
+    })
+    .unwrap();
+    let f = Flow {
+        client: "[2001:db8:9::1]:5000".parse().unwrap(),
+        local: "[2001:db8::1]:443".parse().unwrap(),
+    };
     let mut rng = SmallRng::seed_from_u64(1);
-    let got = t.service_mut(&fw).unwrap().schedule(&f, true, Timestamp::ZERO, &mut rng).unwrap();
+    let got = t
+        .service_mut(&fw)
+        .unwrap()
+        .schedule(&f, true, Timestamp::ZERO, &mut rng)
+        .unwrap();
     assert_eq!(got.dest, d6);
 }

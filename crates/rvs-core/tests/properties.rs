@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rvs_core::{
-    Command, ConnTicket, DestConfig, Flow, ForwardMethod, SchedulerKind, ServiceConfig,
-    ServiceKey, Table, Timestamp,
+    Command, ConnTicket, DestConfig, Flow, ForwardMethod, SchedulerKind, ServiceConfig, ServiceKey,
+    Table, Timestamp,
 };
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -16,19 +16,27 @@ fn key() -> ServiceKey {
 }
 
 fn dest(i: usize) -> SocketAddr {
-    SocketAddr::new(Ipv4Addr::from(0xC612_0100 + u32::try_from(i).unwrap()).into(), 80)
+    SocketAddr::new(
+        Ipv4Addr::from(0xC612_0100 + u32::try_from(i).unwrap()).into(),
+        80,
+    )
 }
 
 fn client(n: u32) -> Flow {
     Flow {
-        client: SocketAddr::new(Ipv4Addr::from(0xC613_0000 + n).into(), 1024 + (n % 60_000) as u16),
+        client: SocketAddr::new(
+            Ipv4Addr::from(0xC613_0000 + n).into(),
+            1024 + (n % 60_000) as u16,
+        ),
         local: "198.18.0.1:80".parse().unwrap(),
     }
 }
 
 /// A service whose dests in kernel order have `weights`.
 fn table(kind: SchedulerKind, weights: &[u32]) -> Table {
-    let mut cmds = vec![Command::AddService(ServiceConfig::new(key()).with_scheduler(kind))];
+    let mut cmds = vec![Command::AddService(
+        ServiceConfig::new(key()).with_scheduler(kind),
+    )];
     for (i, w) in weights.iter().enumerate().rev() {
         cmds.push(Command::AddDest {
             service: key(),
@@ -41,7 +49,11 @@ fn table(kind: SchedulerKind, weights: &[u32]) -> Table {
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a } else { gcd(b, a % b) }
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 fn kinds() -> impl Strategy<Value = SchedulerKind> {
@@ -207,19 +219,33 @@ proptest! {
 fn command() -> impl Strategy<Value = Command> {
     let svc = (0u8..3, proptest::bool::ANY).prop_map(|(i, udp)| {
         let addr = SocketAddr::from(([198, 18, 0, i + 1], 80));
-        if udp { ServiceKey::udp(addr) } else { ServiceKey::tcp(addr) }
+        if udp {
+            ServiceKey::udp(addr)
+        } else {
+            ServiceKey::tcp(addr)
+        }
     });
     let dst = (0u8..4, 0u32..70_000, proptest::bool::ANY).prop_map(|(i, w, route)| {
-        let fwd = if route { ForwardMethod::Route } else { ForwardMethod::Masq };
+        let fwd = if route {
+            ForwardMethod::Route
+        } else {
+            ForwardMethod::Masq
+        };
         DestConfig::new(SocketAddr::from(([198, 18, 1, i + 1], 80)), fwd).with_weight(w)
     });
     prop_oneof![
-        (svc.clone(), kinds()).prop_map(|(k, s)| Command::AddService(ServiceConfig::new(k).with_scheduler(s))),
-        (svc.clone(), kinds()).prop_map(|(k, s)| Command::EditService(ServiceConfig::new(k).with_scheduler(s))),
-        svc.clone().prop_map(|service| Command::DelService { service }),
+        (svc.clone(), kinds())
+            .prop_map(|(k, s)| Command::AddService(ServiceConfig::new(k).with_scheduler(s))),
+        (svc.clone(), kinds())
+            .prop_map(|(k, s)| Command::EditService(ServiceConfig::new(k).with_scheduler(s))),
+        svc.clone()
+            .prop_map(|service| Command::DelService { service }),
         (svc.clone(), dst.clone()).prop_map(|(service, dest)| Command::AddDest { service, dest }),
         (svc.clone(), dst.clone()).prop_map(|(service, dest)| Command::EditDest { service, dest }),
-        (svc, dst).prop_map(|(service, d)| Command::DelDest { service, dest: d.addr }),
+        (svc, dst).prop_map(|(service, d)| Command::DelDest {
+            service,
+            dest: d.addr
+        }),
         Just(Command::Clear),
     ]
 }
