@@ -11,11 +11,10 @@ use crate::config::{DestConfig, ServiceConfig};
 use crate::dest::Dest;
 use crate::key::ServiceKey;
 use crate::persistence::{mask_client, Template, TemplateKey, Templates};
-use crate::sched::{DestSet, Flow, Input, Scheduler};
+use crate::sched::{DestIndex, DestSet, Flow, Input, Scheduler};
 use crate::stats::{Counters, Stats};
 use crate::time::Timestamp;
 use rand_core::RngCore;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -44,7 +43,7 @@ pub struct ConnTicket {
 pub struct Service {
     config: ServiceConfig,
     dests: Vec<Dest>,
-    index: HashMap<SocketAddr, usize>,
+    index: DestIndex,
     scheduler: Scheduler,
     templates: Templates,
     stats: Stats,
@@ -60,7 +59,7 @@ impl Service {
             scheduler: Scheduler::new(config.scheduler),
             config,
             dests: Vec::new(),
-            index: HashMap::new(),
+            index: DestIndex::default(),
             templates: Templates::default(),
             stats: Stats::default(),
             next_generation: 0,

@@ -27,7 +27,6 @@ use crate::config::{SchedFlags, SchedulerKind};
 use crate::dest::Dest;
 use crate::time::Timestamp;
 use rand_core::RngCore;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// The packet (or connection) a scheduler decides for.
@@ -40,16 +39,20 @@ pub struct Flow {
     pub local: SocketAddr,
 }
 
+/// Dest positions by address. Operators choose dest addresses, so the fast non-keyed Fx hash
+/// is safe here (client-keyed maps keep std's SipHash).
+pub type DestIndex = rustc_hash::FxHashMap<SocketAddr, usize>;
+
 /// The service's dests in kernel order, with an index by address.
 #[derive(Debug, Clone, Copy)]
 pub struct DestSet<'a> {
     /// Dests in kernel list order (head first).
     pub dests: &'a [Dest],
-    index: &'a HashMap<SocketAddr, usize>,
+    index: &'a DestIndex,
 }
 
 impl<'a> DestSet<'a> {
-    pub(crate) const fn new(dests: &'a [Dest], index: &'a HashMap<SocketAddr, usize>) -> Self {
+    pub(crate) const fn new(dests: &'a [Dest], index: &'a DestIndex) -> Self {
         Self { dests, index }
     }
 
@@ -224,7 +227,7 @@ pub(crate) mod testing {
     }
 
     /// The index of a dest list.
-    pub fn index(dests: &[Dest]) -> HashMap<SocketAddr, usize> {
+    pub fn index(dests: &[Dest]) -> DestIndex {
         dests
             .iter()
             .enumerate()

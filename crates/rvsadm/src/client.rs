@@ -1,0 +1,128 @@
+//! The control API client: HTTP/1.1 over rvsd's Unix socket (hyper), one connection per call.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rvs_core::{Command, ConnectionEntry};
+use rvs_ipvsadm::{Backend, BackendError};
+use rvs_proto::{ApiError, ErrorKind, SyncDaemon, SyncState, TableView};
+use serde::de::DeserializeOwned;
+use std::path::PathBuf;
+use tokio::net::UnixStream;
+use tokio::runtime::Runtime;
+
+/// rvsd's API at a socket path.
+pub struct Client {
+    socket: PathBuf,
+    runtime: Runtime,
+}
+
+impl Client {
+    /// A client for the socket at `socket`.
+    ///
+    /// # Errors
+    /// When the async runtime cannot start.
+    pub fn new(socket: PathBuf) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        Ok(Self { socket, runtime })
+    }
+
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, BackendError> {
+        let unavailable = |why: String| BackendError::Unavailable(why);
+        let socket = self.socket.clone();
+        let path = path.to_owned();
+        let (status, bytes) = self.runtime.block_on(async move {
+            let stream = UnixStream::connect(&socket).await.map_err(|e| {
+                unavailable(format!(
+                    "rvsd is not running (cannot connect to {}: {e})",
+                    socket.display()
+                ))
+            })?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| {
+                    unavailable(format!(
+                        "rvsd at {} does not speak HTTP: {e}",
+                        socket.display()
+                    ))
+                })?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let request = Request::builder()
+                .method(method)
+                .uri(format!("http://rvsd{path}"))
+                .header("host", "rvsd")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .map_err(|e| unavailable(e.to_string()))?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| unavailable(format!("rvsd closed the connection: {e}")))?;
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unavailable(format!("rvsd's answer was cut: {e}")))?
+                .to_bytes();
+            Ok::<_, BackendError>((status, bytes))
+        })?;
+        if status == StatusCode::OK {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| unavailable(format!("rvsd's answer is not understood: {e}")));
+        }
+        let error = serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
+            ApiError::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "rvsd answered {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                ),
+            )
+        });
+        Err(BackendError::Api(error))
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Option<Vec<u8>> {
+    serde_json::to_vec(value).ok()
+}
+
+impl Backend for Client {
+    fn table(&mut self) -> Result<TableView, BackendError> {
+        self.call(Method::GET, "/v1/table", None)
+    }
+
+    fn apply(&mut self, command: Command) -> Result<(), BackendError> {
+        self.call::<serde_json::Value>(Method::POST, "/v1/commands", json(&command))
+            .map(drop)
+    }
+
+    fn start_daemon(&mut self, daemon: SyncDaemon) -> Result<(), BackendError> {
+        self.call::<serde_json::Value>(Method::POST, "/v1/daemons", json(&daemon))
+            .map(drop)
+    }
+
+    fn stop_daemon(&mut self, state: SyncState) -> Result<(), BackendError> {
+        self.call::<serde_json::Value>(
+            Method::DELETE,
+            &format!("/v1/daemons/{}", state.name()),
+            None,
+        )
+        .map(drop)
+    }
+
+    fn connections(&mut self) -> Result<Vec<ConnectionEntry>, BackendError> {
+        self.call(Method::GET, "/v1/connections", None)
+    }
+}

@@ -1,0 +1,226 @@
+//! The control API (HTTP + JSON, `/v1`), as an axum router over the shared [`Director`].
+//!
+//! Every error answer is an [`ApiError`] JSON body, malformed requests included. The routes
+//! are listed once in [`ROUTES`]; a test keeps `openapi.json` in step with that list.
+
+use crate::director::Director;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use rvs_core::{Command, ErrnoClass};
+use rvs_proto::{ApiError, ErrorKind, Health, SyncDaemon, SyncState};
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The director, shared by the handlers.
+pub type Shared = Arc<Mutex<Director>>;
+
+/// Every route: method and path, as the OpenAPI document must list them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/health"),
+    ("GET", "/v1/table"),
+    ("POST", "/v1/commands"),
+    ("GET", "/v1/connections"),
+    ("POST", "/v1/daemons"),
+    ("DELETE", "/v1/daemons/{state}"),
+    ("POST", "/v1/reload"),
+    ("GET", "/v1/openapi.json"),
+];
+
+/// The OpenAPI document.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// An [`ApiError`] with its HTTP status.
+pub struct Failure(pub ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+fn status(e: &ApiError) -> StatusCode {
+    match &e.kind {
+        ErrorKind::Table { error } => match error.errno_class() {
+            ErrnoClass::NoService | ErrnoClass::NotFound => StatusCode::NOT_FOUND,
+            ErrnoClass::Exists => StatusCode::CONFLICT,
+            ErrnoClass::Range | ErrnoClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        },
+        ErrorKind::DataPlane { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::DaemonRunning => StatusCode::CONFLICT,
+        ErrorKind::DaemonNotRunning => StatusCode::NOT_FOUND,
+        ErrorKind::BadRequest | ErrorKind::Config => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (status(&self.0), Json(self.0)).into_response()
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Director> {
+    // A handler that panicked cannot leave the director half-changed (every change is
+    // validated before it is made), so a poisoned lock is safe to take over.
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn body<T: DeserializeOwned>(bytes: &Bytes, what: &str) -> Result<T, Failure> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Failure(ApiError::new(
+            ErrorKind::BadRequest,
+            format!("the request body is not a valid {what}: {e}"),
+        ))
+    })
+}
+
+async fn health(State(s): State<Shared>) -> Json<Health> {
+    let d = lock(&s);
+    Json(Health {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        dataplane: d.plane_name().to_owned(),
+        services: d.service_count(),
+    })
+}
+
+async fn table(State(s): State<Shared>) -> impl IntoResponse {
+    Json(lock(&s).view())
+}
+
+async fn commands(State(s): State<Shared>, bytes: Bytes) -> Result<impl IntoResponse, Failure> {
+    let command: Command = body(&bytes, "command")?;
+    Ok(Json(tokio::task::block_in_place(|| {
+        lock(&s).apply(command)
+    })?))
+}
+
+async fn connections(State(s): State<Shared>) -> impl IntoResponse {
+    Json(lock(&s).connections())
+}
+
+async fn start_daemon(State(s): State<Shared>, bytes: Bytes) -> Result<impl IntoResponse, Failure> {
+    let daemon: SyncDaemon = body(&bytes, "sync daemon")?;
+    Ok(Json(tokio::task::block_in_place(|| {
+        lock(&s).start_daemon(daemon)
+    })?))
+}
+
+async fn stop_daemon(
+    State(s): State<Shared>,
+    Path(state): Path<String>,
+) -> Result<impl IntoResponse, Failure> {
+    let state = match state.as_str() {
+        "master" => SyncState::Master,
+        "backup" => SyncState::Backup,
+        other => {
+            return Err(Failure(ApiError::new(
+                ErrorKind::BadRequest,
+                format!("no sync daemon role is named {other:?}; use master or backup"),
+            )))
+        }
+    };
+    Ok(Json(tokio::task::block_in_place(|| {
+        lock(&s).stop_daemon(state)
+    })?))
+}
+
+async fn reload(State(s): State<Shared>) -> Result<impl IntoResponse, Failure> {
+    Ok(Json(tokio::task::block_in_place(|| lock(&s).reload())?))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Failure {
+    Failure(ApiError::new(
+        ErrorKind::BadRequest,
+        format!("no such endpoint: {method} {uri}"),
+    ))
+}
+
+/// The API router.
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/table", get(table))
+        .route("/v1/commands", post(commands))
+        .route("/v1/connections", get(connections))
+        .route("/v1/daemons", post(start_daemon))
+        .route("/v1/daemons/{state}", delete(stop_daemon))
+        .route("/v1/reload", post(reload))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// The router behind a bearer-token check, for the TCP listener.
+pub fn router_with_token(shared: Shared, token: String) -> Router {
+    let token = Arc::new(token);
+    router(shared).layer(middleware::from_fn(move |req: Request, next: Next| {
+        let token = Arc::clone(&token);
+        async move {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                next.run(req).await
+            } else {
+                Failure(ApiError::new(
+                    ErrorKind::Unauthorized,
+                    "a valid bearer token is required",
+                ))
+                .into_response()
+            }
+        }
+    }))
+}
+
+/// Compares without leaking the position of the first difference through timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut documented: Vec<(String, String)> = paths
+            .iter()
+            .flat_map(|(p, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.to_uppercase(), p.clone()))
+            })
+            .collect();
+        documented.sort();
+        let mut routes: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        routes.sort();
+        assert_eq!(documented, routes);
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

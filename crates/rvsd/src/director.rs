@@ -1,0 +1,259 @@
+//! The director: the one table, its durable state, the sync daemons and the data plane.
+//! Every writer (API, reload, later health checks and VRRP) goes through [`Director::apply`].
+
+use crate::config;
+use crate::state::{State, StateError, StateStore};
+use rvs_core::{Change, Command, ConnectionEntry, DataPlane, Table};
+use rvs_proto::{ApiError, Applied, ErrorKind, SyncDaemon, SyncState, TableView};
+use std::path::PathBuf;
+
+/// The size the listing banner shows (`IP Virtual Server version 1.2.1 (size=4096)`).
+pub const CONN_TABLE_SIZE: u32 = 4096;
+
+/// Why rvsd cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The state could not be loaded.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The configuration file was refused.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The data plane refused the restored table.
+    #[error("the {plane} data plane cannot realise the restored table: {message}")]
+    Plane {
+        /// The plane.
+        plane: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The director.
+pub struct Director {
+    table: Table,
+    daemons: Vec<SyncDaemon>,
+    plane: Box<dyn DataPlane>,
+    store: StateStore,
+    config_path: Option<PathBuf>,
+}
+
+impl Director {
+    /// Restores the state from `store`, then applies the configuration file if one is given
+    /// (the file is the declared truth), and hands the table to the plane.
+    ///
+    /// # Errors
+    /// [`StartError`] naming what was refused; nothing is written in that case.
+    pub fn start(
+        store: StateStore,
+        mut plane: Box<dyn DataPlane>,
+        config_path: Option<PathBuf>,
+    ) -> Result<Self, StartError> {
+        let state = store.load()?;
+        let mut table = Table::new();
+        let plane_err = |plane: &dyn DataPlane, e: String| StartError::Plane {
+            plane: plane.name(),
+            message: e,
+        };
+        let mut changes = table
+            .apply(Command::Batch(Table::diff(
+                &rvs_core::TableConfig::default(),
+                &state.table,
+            )))
+            .map_err(|e| {
+                StartError::State(StateError::Corrupt {
+                    path: store.path(),
+                    problem: e.to_string(),
+                })
+            })?;
+        if let Some(path) = &config_path {
+            let wanted = config::load(path)?;
+            let more = table
+                .apply(Command::Batch(Table::diff(&table.config(), &wanted)))
+                .map_err(|e| config::ConfigError {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            changes.extend(more);
+        }
+        plane
+            .check(&changes)
+            .map_err(|e| plane_err(plane.as_ref(), e.to_string()))?;
+        plane
+            .apply(&changes)
+            .map_err(|e| plane_err(plane.as_ref(), e.to_string()))?;
+        let director = Self {
+            table,
+            daemons: state.daemons,
+            plane,
+            store,
+            config_path,
+        };
+        if director.config_path.is_some() {
+            director.save()?;
+        }
+        tracing::info!(
+            services = director.table.services().len(),
+            plane = director.plane.name(),
+            "table restored"
+        );
+        Ok(director)
+    }
+
+    fn state(&self) -> State {
+        State {
+            table: self.table.config(),
+            daemons: self.daemons.clone(),
+        }
+    }
+
+    fn save(&self) -> Result<(), StateError> {
+        self.store.save(&self.state())
+    }
+
+    /// The data plane's name.
+    #[must_use]
+    pub fn plane_name(&self) -> &'static str {
+        self.plane.name()
+    }
+
+    /// Number of services.
+    #[must_use]
+    pub fn service_count(&self) -> usize {
+        self.table.services().len()
+    }
+
+    /// The table with counters: the plane's when it counts, the table's otherwise.
+    #[must_use]
+    pub fn view(&self) -> TableView {
+        let mut view = TableView::from_table(&self.table, self.daemons.clone(), CONN_TABLE_SIZE);
+        for s in self.plane.stats() {
+            let Some(v) = view.services.iter_mut().find(|v| v.config.key == s.service) else {
+                continue;
+            };
+            v.counters = s.counters;
+            v.rates = s.rates;
+            for d in s.dests {
+                if let Some(dv) = v.dests.iter_mut().find(|dv| dv.config.addr == d.addr) {
+                    dv.conns = d.conns;
+                    dv.counters = d.counters;
+                    dv.rates = d.rates;
+                }
+            }
+        }
+        view
+    }
+
+    /// Live connections, from the plane.
+    #[must_use]
+    pub fn connections(&self) -> Vec<ConnectionEntry> {
+        self.plane.connections()
+    }
+
+    /// Validates, persists and applies a command; when this returns `Ok`, the change is on disk.
+    ///
+    /// # Errors
+    /// The table's or plane's refusal, or a storage failure; the table is then unchanged.
+    pub fn apply(&mut self, command: Command) -> Result<Applied, ApiError> {
+        let mut staged = self.table.clone();
+        let changes = staged.apply(command)?;
+        self.commit(staged, changes)
+    }
+
+    fn commit(&mut self, staged: Table, changes: Vec<Change>) -> Result<Applied, ApiError> {
+        if changes.is_empty() {
+            return Ok(Applied::default());
+        }
+        self.plane.check(&changes)?;
+        let state = State {
+            table: staged.config(),
+            daemons: self.daemons.clone(),
+        };
+        self.store
+            .save(&state)
+            .map_err(|e| ApiError::new(ErrorKind::Storage, e.to_string()))?;
+        if let Err(e) = self.plane.apply(&changes) {
+            // Put the previous state back on disk; the table itself was never changed.
+            if let Err(undo) = self.save() {
+                tracing::error!(error = %undo, "could not restore the previous state after a data-plane failure");
+            }
+            return Err(e.into());
+        }
+        self.table = staged;
+        for c in &changes {
+            tracing::info!(target: "rvs_audit", change = ?c, "applied");
+        }
+        Ok(Applied { changes })
+    }
+
+    /// Re-reads the configuration file and applies only the difference.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when there is no file or it is refused; nothing changes then.
+    pub fn reload(&mut self) -> Result<Applied, ApiError> {
+        let Some(path) = self.config_path.clone() else {
+            return Err(ApiError::new(
+                ErrorKind::Config,
+                "rvsd was started without --config; there is nothing to reload",
+            ));
+        };
+        let wanted =
+            config::load(&path).map_err(|e| ApiError::new(ErrorKind::Config, e.to_string()))?;
+        let commands = Table::diff(&self.table.config(), &wanted);
+        let mut staged = self.table.clone();
+        let changes = staged.apply(Command::Batch(commands)).map_err(|e| {
+            ApiError::new(ErrorKind::Config, format!("config {}: {e}", path.display()))
+        })?;
+        let applied = self.commit(staged, changes)?;
+        tracing::info!(changes = applied.changes.len(), "config reloaded");
+        Ok(applied)
+    }
+
+    /// Records a sync daemon (the sync itself is a later feature).
+    ///
+    /// # Errors
+    /// [`ErrorKind::DaemonRunning`] if one of that role is recorded.
+    pub fn start_daemon(&mut self, daemon: SyncDaemon) -> Result<Applied, ApiError> {
+        if self.daemons.iter().any(|d| d.state == daemon.state) {
+            return Err(ApiError::new(
+                ErrorKind::DaemonRunning,
+                format!("a {} sync daemon is already running", daemon.state.name()),
+            ));
+        }
+        let mut daemons = self.daemons.clone();
+        daemons.push(daemon);
+        self.set_daemons(daemons)
+    }
+
+    /// Removes a sync daemon.
+    ///
+    /// # Errors
+    /// [`ErrorKind::DaemonNotRunning`] if none of that role is recorded.
+    pub fn stop_daemon(&mut self, state: SyncState) -> Result<Applied, ApiError> {
+        if !self.daemons.iter().any(|d| d.state == state) {
+            return Err(ApiError::new(
+                ErrorKind::DaemonNotRunning,
+                format!("no {} sync daemon is running", state.name()),
+            ));
+        }
+        let daemons = self
+            .daemons
+            .iter()
+            .filter(|d| d.state != state)
+            .cloned()
+            .collect();
+        self.set_daemons(daemons)
+    }
+
+    fn set_daemons(&mut self, daemons: Vec<SyncDaemon>) -> Result<Applied, ApiError> {
+        let state = State {
+            table: self.table.config(),
+            daemons: daemons.clone(),
+        };
+        self.store
+            .save(&state)
+            .map_err(|e| ApiError::new(ErrorKind::Storage, e.to_string()))?;
+        self.daemons = daemons;
+        Ok(Applied::default())
+    }
+}

@@ -1,0 +1,68 @@
+//! `rvsd`: the director daemon's command line.
+
+use anyhow::Context;
+use clap::Parser;
+use rvsd::plane::PlaneKind;
+use rvsd::server::{run, Options};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// rvs director daemon.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rvsd",
+    version,
+    about = "The rvs director: one table, a control API, a data plane."
+)]
+struct Cli {
+    /// Declarative configuration (TOML); reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the table is kept across restarts.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/rvs")]
+    state_dir: PathBuf,
+    /// The control socket (mode 0600); rvsadm finds it with --socket or RVS_SOCKET.
+    #[arg(long, value_name = "PATH", default_value = "/run/rvs/rvsd.sock")]
+    control: PathBuf,
+    /// The data plane: none (hold the table, move no traffic), proxy or xdp.
+    #[arg(long, value_name = "PLANE", default_value = "none")]
+    dataplane: PlaneKind,
+    /// Interfaces for the xdp plane (repeatable).
+    #[arg(long = "interface", value_name = "IF")]
+    interfaces: Vec<String>,
+    /// Also serve the API on this TCP address (needs --api-token-file).
+    #[arg(long, value_name = "ADDR")]
+    api: Option<SocketAddr>,
+    /// File holding the bearer token for --api.
+    #[arg(long, value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let opts = Options {
+        config: cli.config,
+        state_dir: cli.state_dir,
+        control: cli.control,
+        dataplane: cli.dataplane,
+        interfaces: cli.interfaces,
+        api: cli.api,
+        api_token_file: cli.api_token_file,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime
+        .block_on(run(opts))
+        .map_err(|e| anyhow::anyhow!("rvsd: {e}"))
+}

@@ -1,0 +1,74 @@
+//! Data-plane selection (`--dataplane`) and the `none` plane.
+
+use rvs_core::{Change, ConnectionEntry, DataPlane, DataPlaneError, ServiceStats};
+use std::str::FromStr;
+
+/// Which data plane rvsd drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaneKind {
+    /// Holds and serves the table; moves no traffic (validation, staging, tests).
+    None,
+    /// The userspace TCP/UDP proxy.
+    Proxy,
+    /// The XDP/eBPF packet plane.
+    Xdp,
+}
+
+impl FromStr for PlaneKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Self::None),
+            "proxy" => Ok(Self::Proxy),
+            "xdp" => Ok(Self::Xdp),
+            other => Err(format!(
+                "no data plane is named {other:?}; use none, proxy or xdp"
+            )),
+        }
+    }
+}
+
+/// Builds the plane of a kind.
+///
+/// # Errors
+/// A sentence saying why the plane cannot run here.
+pub fn build(kind: PlaneKind) -> Result<Box<dyn DataPlane>, String> {
+    match kind {
+        PlaneKind::None => Ok(Box::new(NonePlane)),
+        PlaneKind::Proxy => Err(
+            "the proxy data plane is not part of this build yet; run with --dataplane none"
+                .to_owned(),
+        ),
+        PlaneKind::Xdp => Err(
+            "the xdp data plane is not part of this build yet; run with --dataplane none"
+                .to_owned(),
+        ),
+    }
+}
+
+/// The `none` plane: accepts every change ipvsadm accepts, moves no traffic, counts nothing.
+#[derive(Debug, Default)]
+pub struct NonePlane;
+
+impl DataPlane for NonePlane {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+
+    fn check(&self, _: &[Change]) -> Result<(), DataPlaneError> {
+        Ok(())
+    }
+
+    fn apply(&mut self, _: &[Change]) -> Result<(), DataPlaneError> {
+        Ok(())
+    }
+
+    fn stats(&self) -> Vec<ServiceStats> {
+        Vec::new()
+    }
+
+    fn connections(&self) -> Vec<ConnectionEntry> {
+        Vec::new()
+    }
+}

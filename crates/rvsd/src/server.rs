@@ -1,0 +1,173 @@
+//! Wiring: restore the director, bind the control socket (and the TCP API if asked), serve until
+//! SIGTERM or SIGINT, reload on SIGHUP.
+
+use crate::api::{router, router_with_token, Shared};
+use crate::director::{Director, StartError};
+use crate::plane::{self, PlaneKind};
+use crate::state::StateStore;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// What rvsd was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--state-dir`.
+    pub state_dir: PathBuf,
+    /// `--control`.
+    pub control: PathBuf,
+    /// `--dataplane`.
+    pub dataplane: PlaneKind,
+    /// `--interface` (xdp plane).
+    pub interfaces: Vec<String>,
+    /// `--api`.
+    pub api: Option<SocketAddr>,
+    /// `--api-token-file`.
+    pub api_token_file: Option<PathBuf>,
+}
+
+/// Why rvsd stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The plane cannot run.
+    #[error("{0}")]
+    Plane(String),
+    /// The state or config was refused.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The state directory could not be opened.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// A listener could not be set up.
+    #[error("{what} {path}: {source}")]
+    Listen {
+        /// What was being set up.
+        what: &'static str,
+        /// Where.
+        path: String,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// Another rvsd answers on the socket.
+    #[error("another rvsd is already listening on {0}")]
+    AlreadyRunning(PathBuf),
+    /// `--api` without a usable token.
+    #[error("--api needs --api-token-file with a non-empty token: {0}")]
+    Token(String),
+}
+
+fn listen_err(
+    what: &'static str,
+    path: impl std::fmt::Display,
+) -> impl FnOnce(std::io::Error) -> ServeError {
+    let path = path.to_string();
+    move |source| ServeError::Listen { what, path, source }
+}
+
+/// Binds the control socket, mode 0600, replacing a stale one.
+fn bind_control(path: &Path) -> Result<UnixListener, ServeError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(listen_err("cannot create directory", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ServeError::AlreadyRunning(path.to_owned()));
+        }
+        std::fs::remove_file(path)
+            .map_err(listen_err("cannot remove the stale socket", path.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(listen_err("cannot bind the control socket", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(listen_err("cannot set mode 0600 on", path.display()))?;
+    Ok(listener)
+}
+
+fn read_token(path: Option<&Path>) -> Result<String, ServeError> {
+    let path = path.ok_or_else(|| ServeError::Token("no --api-token-file given".to_owned()))?;
+    let token = std::fs::read_to_string(path)
+        .map_err(|e| ServeError::Token(format!("{}: {e}", path.display())))?;
+    let token = token.trim().to_owned();
+    if token.is_empty() {
+        return Err(ServeError::Token(format!("{} is empty", path.display())));
+    }
+    Ok(token)
+}
+
+/// Runs rvsd until SIGTERM or SIGINT.
+///
+/// # Errors
+/// [`ServeError`] when rvsd cannot start; it then changes nothing on disk.
+pub async fn run(opts: Options) -> Result<(), ServeError> {
+    let plane = plane::build(opts.dataplane).map_err(ServeError::Plane)?;
+    let store = StateStore::open(&opts.state_dir)?;
+    let token = opts
+        .api
+        .map(|_| read_token(opts.api_token_file.as_deref()))
+        .transpose()?;
+    let director = Director::start(store, plane, opts.config.clone())?;
+    let shared: Shared = Arc::new(Mutex::new(director));
+
+    let control = bind_control(&opts.control)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let unix_server = axum::serve(control, router(Arc::clone(&shared)))
+        .with_graceful_shutdown(wait(stop_rx.clone()));
+    let tcp_server = match (opts.api, token) {
+        (Some(addr), Some(token)) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(listen_err("cannot bind the API on", addr))?;
+            tracing::info!(%addr, "TCP API listening (bearer token required)");
+            Some(
+                axum::serve(l, router_with_token(Arc::clone(&shared), token))
+                    .with_graceful_shutdown(wait(stop_rx.clone())),
+            )
+        }
+        _ => None,
+    };
+    tracing::info!(control = %opts.control.display(), dataplane = ?opts.dataplane, "rvsd ready");
+
+    let signals = {
+        let shared = Arc::clone(&shared);
+        async move {
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+            let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hup.recv() => {
+                        let result = tokio::task::block_in_place(|| shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).reload());
+                        match result {
+                            Ok(a) => tracing::info!(changes = a.changes.len(), "SIGHUP: config reloaded"),
+                            Err(e) => tracing::warn!(error = %e.message, "SIGHUP: reload refused; nothing changed"),
+                        }
+                    }
+                }
+            }
+            tracing::info!("stopping");
+            let _ = stop_tx.send(true);
+        }
+    };
+    let unix = tokio::spawn(async move { unix_server.await });
+    let tcp = tokio::spawn(async move {
+        if let Some(s) = tcp_server {
+            let _ = s.await;
+        }
+    });
+    signals.await;
+    let _ = unix.await;
+    let _ = tcp.await;
+    let _ = std::fs::remove_file(&opts.control);
+    Ok(())
+}
