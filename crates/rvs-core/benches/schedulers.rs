@@ -27,7 +27,7 @@ fn service(kind: SchedulerKind, dests: usize) -> (Table, ServiceKey) {
         commands.push(Command::AddDest { service: key, dest });
     }
     let mut table = Table::new();
-    table.apply(Command::Batch(commands)).unwrap();
+    table.apply(Command::batch(commands)).unwrap();
     let mut rng = SmallRng::seed_from_u64(3);
     let svc = table.service_mut(&key).unwrap();
     for n in 0..dests * 20 {

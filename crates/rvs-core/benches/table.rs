@@ -32,7 +32,7 @@ fn apply(c: &mut Criterion) {
             || commands(10_000, 10),
             |cmds| {
                 let mut t = Table::new();
-                t.apply(Command::Batch(cmds)).unwrap();
+                t.apply(Command::batch(cmds)).unwrap();
                 t
             },
             BatchSize::LargeInput,

@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         let dest = DestConfig::new(*addr, ForwardMethod::Masq).with_weight(*w);
         commands.push(Command::AddDest { service: vip, dest });
     }
-    if let Err(e) = table.apply(Command::Batch(commands)) {
+    if let Err(e) = table.apply(Command::batch(commands)) {
         eprintln!("{e}");
         return ExitCode::from(1);
     }

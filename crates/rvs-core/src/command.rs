@@ -49,7 +49,18 @@ pub enum Command {
     /// `--set`: the tcp, tcpfin and udp timeouts; 0 keeps a value.
     SetTimeouts(Timeouts),
     /// Several commands applied all or none (`-R`, config reloads).
-    Batch(Vec<Command>),
+    Batch {
+        /// The commands, in order.
+        commands: Vec<Command>,
+    },
+}
+
+impl Command {
+    /// A batch of commands, applied all or none.
+    #[must_use]
+    pub const fn batch(commands: Vec<Self>) -> Self {
+        Self::Batch { commands }
+    }
 }
 
 /// One applied change: what data planes and other mirrors of the table receive.

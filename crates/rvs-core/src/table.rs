@@ -60,7 +60,7 @@ impl Table {
     /// The first rule the configuration breaks, inside [`TableError::InBatch`].
     pub fn from_config(config: &TableConfig) -> Result<Self, TableError> {
         let mut table = Self::new();
-        table.apply(Command::Batch(Self::diff(&TableConfig::default(), config)))?;
+        table.apply(Command::batch(Self::diff(&TableConfig::default(), config)))?;
         Ok(table)
     }
 
@@ -115,7 +115,7 @@ impl Table {
     /// # Errors
     /// Why the command was refused; the table is then unchanged.
     pub fn apply(&mut self, command: Command) -> Result<Vec<Change>, TableError> {
-        if let Command::Batch(commands) = command {
+        if let Command::Batch { commands } = command {
             return self.apply_batch(commands);
         }
         let command = self.check(command)?;
@@ -228,7 +228,7 @@ impl Table {
                 validate::timeouts(&t)?;
                 Ok(Command::SetTimeouts(t))
             }
-            other @ (Command::Clear | Command::Zero { service: None } | Command::Batch(_)) => {
+            other @ (Command::Clear | Command::Zero { service: None } | Command::Batch { .. }) => {
                 Ok(other)
             }
         }
@@ -297,7 +297,9 @@ impl Table {
                 };
                 vec![Change::TimeoutsSet(self.timeouts)]
             }
-            Command::Batch(commands) => commands.into_iter().flat_map(|c| self.commit(c)).collect(),
+            Command::Batch { commands } => {
+                commands.into_iter().flat_map(|c| self.commit(c)).collect()
+            }
         }
     }
 

@@ -39,7 +39,7 @@ fn setup(n: u8, persistence: Option<Persistence>) -> Table {
         });
     }
     let mut t = Table::new();
-    t.apply(Command::Batch(cmds)).unwrap();
+    t.apply(Command::batch(cmds)).unwrap();
     t
 }
 

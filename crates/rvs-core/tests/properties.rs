@@ -44,7 +44,7 @@ fn table(kind: SchedulerKind, weights: &[u32]) -> Table {
         });
     }
     let mut t = Table::new();
-    t.apply(Command::Batch(cmds)).unwrap();
+    t.apply(Command::batch(cmds)).unwrap();
     t
 }
 
@@ -274,7 +274,7 @@ proptest! {
         for c in a { let _ = ta.apply(c); }
         for c in b { let _ = tb.apply(c); }
         let (ca, cb) = (ta.config(), tb.config());
-        ta.apply(Command::Batch(Table::diff(&ca, &cb))).unwrap();
+        ta.apply(Command::batch(Table::diff(&ca, &cb))).unwrap();
         // Services and kept dests may be in another order (a reload cannot reorder what it
         // keeps, nor can the kernel); compare both as sets.
         let sorted = |mut services: Vec<rvs_core::ServiceEntry>| {

@@ -27,7 +27,7 @@ fn masq(addr: &str) -> DestConfig {
 /// A table with one TCP service (v4 and v6) and one dest each.
 fn table() -> Table {
     let mut t = Table::new();
-    t.apply(Command::Batch(vec![
+    t.apply(Command::batch(vec![
         Command::AddService(ServiceConfig::new(vip())),
         Command::AddDest {
             service: vip(),
@@ -438,7 +438,7 @@ fn mh_holds_at_most_its_table_size_of_dests() {
         });
     }
     let mut t = Table::new();
-    t.apply(Command::Batch(commands)).unwrap();
+    t.apply(Command::batch(commands)).unwrap();
     let e = t
         .apply(Command::EditService(
             ServiceConfig::new(key).with_scheduler(SchedulerKind::Mh),
@@ -491,7 +491,7 @@ fn timeouts_out_of_range_are_refused_and_zero_keeps_a_value() {
 #[test]
 fn a_failing_batch_applies_nothing_and_names_its_command() {
     let key = ServiceKey::udp("198.18.0.7:53".parse().unwrap());
-    let batch = Command::Batch(vec![
+    let batch = Command::batch(vec![
         Command::AddService(ServiceConfig::new(key)),
         Command::AddDest {
             service: key,

@@ -90,7 +90,7 @@ pub fn restore(
     if commands.is_empty() {
         return Outcome::default();
     }
-    match backend.apply(Command::Batch(commands)) {
+    match backend.apply(Command::batch(commands)) {
         Ok(()) => Outcome::default(),
         Err(BackendError::Api(api)) => match api.kind {
             ErrorKind::Table {

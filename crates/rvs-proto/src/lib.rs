@@ -44,3 +44,21 @@ pub struct Health {
     /// Number of virtual services.
     pub services: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use rvs_core::{Command, ServiceConfig, ServiceKey};
+
+    #[test]
+    fn every_command_shape_round_trips_through_json() {
+        let key = ServiceKey::tcp("198.18.0.1:80".parse().unwrap());
+        let cmd = Command::batch(vec![
+            Command::AddService(ServiceConfig::new(key)),
+            Command::Zero { service: None },
+            Command::SetTimeouts(rvs_core::Timeouts::default()),
+            Command::batch(vec![Command::Clear]),
+        ]);
+        let json = serde_json::to_string(&cmd).unwrap();
+        assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), cmd);
+    }
+}

@@ -95,7 +95,8 @@ impl Client {
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Option<Vec<u8>> {
-    serde_json::to_vec(value).ok()
+    // Our own types always serialize; a failure here is a bug worth seeing at once.
+    Some(serde_json::to_vec(value).expect("API request serializes"))
 }
 
 impl Backend for Client {

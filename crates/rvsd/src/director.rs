@@ -56,7 +56,7 @@ impl Director {
             message: e,
         };
         let mut changes = table
-            .apply(Command::Batch(Table::diff(
+            .apply(Command::batch(Table::diff(
                 &rvs_core::TableConfig::default(),
                 &state.table,
             )))
@@ -69,7 +69,7 @@ impl Director {
         if let Some(path) = &config_path {
             let wanted = config::load(path)?;
             let more = table
-                .apply(Command::Batch(Table::diff(&table.config(), &wanted)))
+                .apply(Command::batch(Table::diff(&table.config(), &wanted)))
                 .map_err(|e| config::ConfigError {
                     path: path.clone(),
                     message: e.to_string(),
@@ -201,7 +201,7 @@ impl Director {
             config::load(&path).map_err(|e| ApiError::new(ErrorKind::Config, e.to_string()))?;
         let commands = Table::diff(&self.table.config(), &wanted);
         let mut staged = self.table.clone();
-        let changes = staged.apply(Command::Batch(commands)).map_err(|e| {
+        let changes = staged.apply(Command::batch(commands)).map_err(|e| {
             ApiError::new(ErrorKind::Config, format!("config {}: {e}", path.display()))
         })?;
         let applied = self.commit(staged, changes)?;

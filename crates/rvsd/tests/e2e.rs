@@ -1,0 +1,444 @@
+//! End-to-end: real rvsd processes driven by rvsadm through an `ipvsadm` symlink, running the
+//! seeds' scripts, restarts, kill -9 under load, bad input, the TCP API and reloads.
+
+mod common;
+
+use common::{err, http_unix, out, Rvsd};
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+/// The seeds' director.sh and NAT/DR/TUN lines, on test addresses (198.18.0.0/15).
+const SEED_SCRIPT: &[&[&str]] = &[
+    &["-C"],
+    &["-A", "-t", "198.18.0.70:22", "-s", "rr"],
+    &[
+        "-a",
+        "-t",
+        "198.18.0.70:22",
+        "-r",
+        "198.18.5.1:22",
+        "-m",
+        "-w",
+        "1",
+    ],
+    &[
+        "-a",
+        "-t",
+        "198.18.0.70:22",
+        "-r",
+        "198.18.5.2:22",
+        "-m",
+        "-w",
+        "1",
+    ],
+    &["-A", "-t", "198.18.0.148:80", "-s", "rr"],
+    &["-A", "-t", "198.18.0.148:ssh", "-s", "rr"],
+    &[
+        "-a",
+        "-t",
+        "198.18.0.148:80",
+        "-r",
+        "198.18.0.145",
+        "-i",
+        "-w",
+        "3",
+    ],
+    &[
+        "-a",
+        "-t",
+        "198.18.0.148:ssh",
+        "-r",
+        "198.18.0.145",
+        "-i",
+        "-w",
+        "3",
+    ],
+    &[
+        "-a",
+        "-t",
+        "198.18.0.148:80",
+        "-r",
+        "198.18.0.151",
+        "-i",
+        "-w",
+        "3",
+    ],
+    &["-A", "-t", "198.18.2.54:80", "-s", "rr"],
+    &["-a", "-t", "198.18.2.54:80", "-r", "198.18.4.52:80", "-m"],
+    &["-a", "-t", "198.18.2.54:80", "-r", "198.18.4.53:80", "-m"],
+    &["-d", "-t", "198.18.2.54:80", "-r", "198.18.4.53"],
+    &["-a", "-t", "198.18.2.54:80", "-r", "198.18.4.53", "-m"],
+    &["-E", "-t", "198.18.2.54:80", "-s", "wrr"],
+    &[
+        "-e",
+        "-t",
+        "198.18.2.54:80",
+        "-r",
+        "198.18.4.53",
+        "-w",
+        "2",
+        "-m",
+    ],
+    &["-A", "-t", "198.18.4.253:80", "-s", "rr"],
+    &["-a", "-t", "198.18.4.253:80", "-r", "198.18.4.52:80", "-g"],
+    &["-a", "-t", "198.18.4.253:80", "-r", "198.18.4.53:80", "-g"],
+    &["-Z"],
+];
+
+const SEED_SAVE: &str = "\
+-A -t 198.18.0.70:22 -s rr
+-a -t 198.18.0.70:22 -r 198.18.5.1:22 -m -w 1
+-a -t 198.18.0.70:22 -r 198.18.5.2:22 -m -w 1
+-A -t 198.18.0.148:22 -s rr
+-a -t 198.18.0.148:22 -r 198.18.0.145:22 -i -w 3 --tun-type ipip
+-A -t 198.18.0.148:80 -s rr
+-a -t 198.18.0.148:80 -r 198.18.0.145:80 -i -w 3 --tun-type ipip
+-a -t 198.18.0.148:80 -r 198.18.0.151:80 -i -w 3 --tun-type ipip
+-A -t 198.18.2.54:80 -s wrr
+-a -t 198.18.2.54:80 -r 198.18.4.52:80 -m -w 1
+-a -t 198.18.2.54:80 -r 198.18.4.53:80 -m -w 2
+-A -t 198.18.4.253:80 -s rr
+-a -t 198.18.4.253:80 -r 198.18.4.52:80 -g -w 1
+-a -t 198.18.4.253:80 -r 198.18.4.53:80 -g -w 1
+";
+
+fn run_seed(d: &Rvsd) {
+    for line in SEED_SCRIPT {
+        let o = d.ipvsadm(line);
+        assert!(o.status.success(), "ipvsadm {line:?}: {}", err(&o));
+        assert!(
+            o.stdout.is_empty() && o.stderr.is_empty(),
+            "{line:?} printed something"
+        );
+    }
+}
+
+#[test]
+fn the_seeds_scripts_run_unchanged_through_an_ipvsadm_symlink() {
+    let d = Rvsd::start(&[]);
+    run_seed(&d);
+    assert_eq!(d.save(), SEED_SAVE);
+    let list = out(&d.ipvsadm(&["-L", "-n"]));
+    assert!(list.starts_with(
+        "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n"
+    ));
+    assert!(list.contains("TCP  198.18.2.54:80 wrr\n  -> 198.18.4.52:80               Masq    1      0          0         \n"), "{list}");
+    // Save, clear, restore, compare.
+    let saved = d.save();
+    assert!(d.ipvsadm(&["-C"]).status.success());
+    assert_eq!(d.save(), "");
+    let o = d.ipvsadm_stdin(&["-R"], saved.as_bytes());
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(d.save(), SEED_SAVE);
+}
+
+#[test]
+fn a_restarted_rvsd_restores_the_identical_table() {
+    let mut d = Rvsd::start(&[]);
+    run_seed(&d);
+    assert!(d.ipvsadm(&["--set", "600", "60", "200"]).status.success());
+    assert!(d
+        .ipvsadm(&["--start-daemon", "master", "--syncid", "9"])
+        .status
+        .success());
+    let before = (
+        d.save(),
+        out(&d.ipvsadm(&["-L", "--timeout"])),
+        out(&d.ipvsadm(&["-L", "--daemon"])),
+    );
+    assert!(d.stop(), "SIGTERM stops rvsd cleanly");
+    assert!(!d.socket.exists(), "the socket is removed on exit");
+    d.spawn();
+    let after = (
+        d.save(),
+        out(&d.ipvsadm(&["-L", "--timeout"])),
+        out(&d.ipvsadm(&["-L", "--daemon"])),
+    );
+    assert_eq!(before, after);
+    assert_eq!(after.1, "Timeout (tcp tcpfin udp): 600 60 200\n");
+    assert_eq!(after.2, "master sync daemon (mcast=eth0, syncid=9)\n");
+}
+
+#[test]
+fn kill_9_during_a_stream_of_changes_never_loses_an_acknowledged_change() {
+    let mut d = Rvsd::start(&[]);
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut next = 0u32;
+    for round in 0..12u64 {
+        // A writer adds services one by one until rvsd dies under it.
+        let socket = d.socket.clone();
+        let dir = d.dir.clone();
+        let start = next;
+        let writer = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            for n in start..start + 500 {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let vip = format!("198.18.{}.{}:80", n / 250, n % 250 + 1);
+                let o = common::ipvsadm_at(&dir, &socket, &["-A", "-t", &vip, "-s", "rr"], b"");
+                if !o.status.success() {
+                    break;
+                }
+                acked.push(vip);
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(60 + round * 23));
+        d.kill9();
+        let acked = writer.join().unwrap();
+        next += 500;
+        acknowledged.extend(acked);
+        d.spawn();
+        let saved = d.save();
+        for vip in &acknowledged {
+            assert!(
+                saved.contains(&format!("-A -t {vip} -s rr\n")),
+                "round {round}: acknowledged {vip} was lost"
+            );
+        }
+        let lines = saved.lines().count();
+        assert!(
+            lines <= acknowledged.len() + round as usize + 1,
+            "round {round}: more services than were sent"
+        );
+    }
+    assert!(
+        acknowledged.len() > 12,
+        "the writers got changes through ({})",
+        acknowledged.len()
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let d = Rvsd::start(&[]);
+    run_seed(&d);
+    let before = d.save();
+    let cases: &[(&[&str], &str, i32)] = &[
+        (
+            &["-A", "-t", "198.18.9.9:80", "--bogus"],
+            "--bogus: unknown option\n",
+            255,
+        ),
+        (
+            &["-A", "-t", "not-an-address:80"],
+            "illegal virtual server address[:port] specified\n",
+            2,
+        ),
+        (
+            &[
+                "-a",
+                "-t",
+                "198.18.2.54:80",
+                "-r",
+                "198.18.4.99",
+                "-w",
+                "70000",
+            ],
+            "illegal weight specified\n",
+            2,
+        ),
+        (
+            &["-a", "-t", "198.18.2.54:80", "-r", "198.18.4.52", "-m"],
+            "Destination already exists\n",
+            255,
+        ),
+        (&["-D", "-t", "198.18.9.9:80"], "No such service\n", 255),
+    ];
+    for (args, stderr, code) in cases {
+        let o = d.ipvsadm(args);
+        assert_eq!(
+            (err(&o).as_str(), o.status.code().unwrap()),
+            (*stderr, *code),
+            "{args:?}"
+        );
+    }
+    // Garbage on -R: a good first line, a bad second one; nothing is applied.
+    let o = d.ipvsadm_stdin(
+        &["-R"],
+        b"-A -t 198.18.9.1:80 -s rr\n-a -t 198.18.9.1:80 -r 198.18.9.2 -w lots\n",
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).starts_with("illegal weight specified\nrestore: line 2 "),
+        "{}",
+        err(&o)
+    );
+    // A batch refused by the table names the line too.
+    let o = d.ipvsadm_stdin(&["-R"], b"-A -t 198.18.9.1:80\n-A -t 198.18.0.70:22\n");
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        err(&o).starts_with("Service already exists\nrestore: line 2 "),
+        "{}",
+        err(&o)
+    );
+    // Malformed API requests.
+    let (code, body) = d.http("POST", "/v1/commands", b"{\"command\":\"add_service\",");
+    assert_eq!(code, 400);
+    assert!(
+        body.contains("\"kind\":\"bad_request\"") && body.contains("not a valid command"),
+        "{body}"
+    );
+    let (code, body) = d.http("POST", "/v1/commands", b"{\"command\":\"add_dest\",\"service\":{\"kind\":\"inet\",\"protocol\":\"tcp\",\"addr\":\"198.18.2.54:80\"},\"dest\":{\"addr\":\"198.18.4.60:80\",\"forward\":{\"method\":\"masq\"},\"weight\":99999}}");
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("weight 99999 is outside 0..=65535"), "{body}");
+    let (code, body) = d.http("GET", "/v2/table", b"");
+    assert_eq!(code, 400);
+    assert!(body.contains("no such endpoint"), "{body}");
+    assert_eq!(d.save(), before, "no bad input changed the table");
+}
+
+#[test]
+fn the_control_socket_is_private_and_a_missing_rvsd_is_reported() {
+    let mut d = Rvsd::start(&[]);
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A second rvsd on the same socket refuses to start.
+    let o = d.command().output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("another rvsd is already listening"),
+        "{}",
+        err(&o)
+    );
+    d.stop();
+    let o = d.ipvsadm(&["-Ln"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = err(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("rvsd is not running"), "{e}");
+}
+
+#[test]
+fn the_tcp_api_requires_the_bearer_token() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmp = tempfile::tempdir().unwrap();
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Rvsd::start(&[
+        "--api",
+        &addr,
+        "--api-token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    let get = |auth: Option<&str>| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let auth = auth
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET /v1/health HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r
+    };
+    assert!(get(None).starts_with("HTTP/1.1 401"));
+    assert!(get(Some("wrong")).starts_with("HTTP/1.1 401"));
+    let ok = get(Some("s3cret"));
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.contains("\"dataplane\":\"none\""),
+        "{ok}"
+    );
+    drop(d);
+    // --api without a token file refuses to start.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(common::rvsd_bin())
+        .args([
+            "--state-dir",
+            tmp2.path().join("s").to_str().unwrap(),
+            "--control",
+            tmp2.path().join("c.sock").to_str().unwrap(),
+            "--api",
+            &addr,
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("--api needs --api-token-file"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn sighup_applies_only_the_difference_of_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("rvs.toml");
+    let v1 = "[[service]]\ntcp = \"198.18.0.1:80\"\nscheduler = \"rr\"\n[[service.real]]\naddr = \"198.18.1.1:8080\"\nforward = \"masq\"\n[[service.real]]\naddr = \"198.18.1.2:8080\"\nforward = \"masq\"\n\n[[service]]\nudp = \"198.18.0.1:53\"\n[[service.real]]\naddr = \"198.18.1.3\"\nforward = \"masq\"\n";
+    std::fs::write(&cfg, v1).unwrap();
+    let d = Rvsd::start(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(
+        d.save(),
+        "-A -t 198.18.0.1:80 -s rr\n-a -t 198.18.0.1:80 -r 198.18.1.1:8080 -m -w 1\n-a -t 198.18.0.1:80 -r 198.18.1.2:8080 -m -w 1\n-A -u 198.18.0.1:53 -s wlc\n-a -u 198.18.0.1:53 -r 198.18.1.3:53 -m -w 1\n"
+    );
+    // A weight change and a removed service: the reload reports exactly those changes.
+    let v2 = v1.replace(
+        "addr = \"198.18.1.2:8080\"\nforward = \"masq\"\n",
+        "addr = \"198.18.1.2:8080\"\nforward = \"masq\"\nweight = 5\n",
+    );
+    let v2 = &v2[..v2.find("\n[[service]]\nudp").unwrap() + 1];
+    std::fs::write(&cfg, v2).unwrap();
+    let (code, body) = d.http("POST", "/v1/reload", b"");
+    assert_eq!(code, 200, "{body}");
+    let changes: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let kinds: Vec<&str> = changes["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["service_removed", "dest_edited"]);
+    // SIGHUP does the same; a broken config is refused and nothing changes.
+    std::fs::write(
+        &cfg,
+        "[[service]]\ntcp = \"198.18.0.1:80\"\nscheduler = \"fastest\"\n",
+    )
+    .unwrap();
+    let before = d.save();
+    d.signal("HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.save(), before);
+    std::fs::write(&cfg, v1).unwrap();
+    d.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d.save().lines().count() != 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(d.save().contains("-A -u 198.18.0.1:53 -s wlc\n"));
+}
+
+#[test]
+fn a_corrupt_state_file_is_refused_and_left_untouched() {
+    let mut d = Rvsd::start(&[]);
+    run_seed(&d);
+    d.stop();
+    let file = d.state_dir.join("rvs-state.json");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&file, &bytes).unwrap();
+    let o = d.command().output().unwrap();
+    assert!(!o.status.success());
+    let e = err(&o);
+    assert!(
+        e.contains("is corrupt") && e.contains("rvs-state.json") && e.contains("left untouched"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        bytes,
+        "the corrupt file was not touched"
+    );
+    let _ = http_unix; // used by other tests
+}
