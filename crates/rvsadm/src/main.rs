@@ -4,9 +4,7 @@
 //! `--socket PATH` (where rvsd listens; also `RVS_SOCKET`; default /run/rvs/rvsd.sock) and
 //! `--json` (with `-L`: the table as JSON, as the API returns it).
 
-mod client;
-
-use client::Client;
+use rvs_client::Client;
 use rvs_ipvsadm::resolve::System;
 use rvs_ipvsadm::{Backend, BackendError};
 use std::io::Write;

@@ -24,8 +24,9 @@ struct Cli {
     /// The control socket (mode 0600); rvsadm finds it with --socket or RVS_SOCKET.
     #[arg(long, value_name = "PATH", default_value = "/run/rvs/rvsd.sock")]
     control: PathBuf,
-    /// The data plane: none (hold the table, move no traffic), proxy or xdp.
-    #[arg(long, value_name = "PLANE", default_value = "none")]
+    /// The data plane: proxy (userspace TCP/UDP relay, no root), none (hold the table, move no
+    /// traffic) or xdp.
+    #[arg(long, value_name = "PLANE", default_value = "proxy")]
     dataplane: PlaneKind,
     /// Interfaces for the xdp plane (repeatable).
     #[arg(long = "interface", value_name = "IF")]
@@ -38,7 +39,17 @@ struct Cli {
     api_token_file: Option<PathBuf>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")

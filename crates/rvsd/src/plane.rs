@@ -36,14 +36,12 @@ impl FromStr for PlaneKind {
 pub fn build(kind: PlaneKind) -> Result<Box<dyn DataPlane>, String> {
     match kind {
         PlaneKind::None => Ok(Box::new(NonePlane)),
-        PlaneKind::Proxy => Err(
-            "the proxy data plane is not part of this build yet; run with --dataplane none"
-                .to_owned(),
-        ),
-        PlaneKind::Xdp => Err(
-            "the xdp data plane is not part of this build yet; run with --dataplane none"
-                .to_owned(),
-        ),
+        PlaneKind::Proxy => {
+            let runtime = tokio::runtime::Handle::try_current()
+                .map_err(|_| "the proxy data plane needs the async runtime".to_owned())?;
+            Ok(Box::new(rvs_proxy::ProxyPlane::new(runtime, 2)))
+        }
+        PlaneKind::Xdp => Err("the xdp data plane is not part of this build yet; use --dataplane proxy (userspace, no root) or none".to_owned()),
     }
 }
 

@@ -45,8 +45,15 @@ pub struct Rvsd {
 }
 
 impl Rvsd {
-    /// Starts rvsd in a fresh directory with extra arguments.
+    /// Starts rvsd with the `none` plane in a fresh directory, with extra arguments.
     pub fn start(extra: &[&str]) -> Self {
+        let mut args = vec!["--dataplane", "none"];
+        args.extend_from_slice(extra);
+        Self::start_raw(&args)
+    }
+
+    /// Starts rvsd in a fresh directory with exactly these extra arguments.
+    pub fn start_raw(extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_owned();
         let mut r = Self {

@@ -1,4 +1,8 @@
-//! The control API client: HTTP/1.1 over rvsd's Unix socket (hyper), one connection per call.
+//! A client of rvsd's control API: HTTP/1.1 over its Unix socket (hyper), one connection per
+//! call, driven by a private current-thread runtime so callers stay synchronous. It implements
+//! [`rvs_ipvsadm::Backend`], which is all rvsadm needs.
+
+#![deny(missing_docs)]
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -97,6 +101,16 @@ impl Client {
 fn json<T: serde::Serialize>(value: &T) -> Option<Vec<u8>> {
     // Our own types always serialize; a failure here is a bug worth seeing at once.
     Some(serde_json::to_vec(value).expect("API request serializes"))
+}
+
+impl Client {
+    /// Sends a command and returns the changes it made.
+    ///
+    /// # Errors
+    /// The API's refusal, or [`BackendError::Unavailable`].
+    pub fn apply_command(&self, command: &Command) -> Result<rvs_proto::Applied, BackendError> {
+        self.call(Method::POST, "/v1/commands", json(command))
+    }
 }
 
 impl Backend for Client {

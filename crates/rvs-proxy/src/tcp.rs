@@ -1,0 +1,263 @@
+//! TCP: accept, schedule, connect to the real server (retrying another pick when it refuses),
+//! then relay both ways with half-close, RST propagation, idle timeouts and honest counters.
+//!
+//! Counters map onto IPVS's: a relay counts as active (ESTABLISHED) until either side closes
+//! its half, then inactive (FIN_WAIT). InBytes/OutBytes are exact byte counts client->server
+//! and server->client; InPkts/OutPkts count reads from each side (a userspace relay sees
+//! reads, not packets).
+
+use crate::registry::Entry;
+use crate::shared::Shared;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use rvs_core::{ConnState, ConnTicket, Counters, Flow, Protocol, ServiceKey};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How long a connect to a real server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Relay buffer per direction.
+const BUFFER: usize = 64 * 1024;
+/// Flush counters to the table after this many reads (and at the end).
+const FLUSH_READS: u64 = 64;
+
+/// Accepts connections forever on one listener of a service.
+pub async fn accept_loop(
+    shared: Arc<Shared>,
+    key: ServiceKey,
+    vip: SocketAddr,
+    listener: TcpListener,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((client, peer)) => {
+                tokio::spawn(handle(Arc::clone(&shared), key, vip, client, peer));
+            }
+            Err(e) => {
+                tracing::warn!(service = %key, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Schedules and connects, trying another pick while real servers refuse.
+async fn connect(
+    shared: &Shared,
+    key: ServiceKey,
+    flow: &Flow,
+    rng: &mut SmallRng,
+) -> Option<(ConnTicket, TcpStream)> {
+    let attempts = shared
+        .table()
+        .service(&key)
+        .map_or(1, |s| s.dests().len().max(1));
+    for _ in 0..attempts {
+        let ticket = {
+            let mut table = shared.table();
+            let now = shared.now();
+            let svc = table.service_mut(&key)?;
+            svc.schedule(flow, true, now, rng).ok()
+        };
+        let Some(ticket) = ticket else {
+            shared.no_dest.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ticket.dest)).await {
+            Ok(Ok(stream)) => return Some((ticket, stream)),
+            Ok(Err(e)) => tracing::debug!(dest = %ticket.dest, error = %e, "real server refused"),
+            Err(_) => tracing::debug!(dest = %ticket.dest, "connect timed out"),
+        }
+        shared.connect_retries.fetch_add(1, Ordering::Relaxed);
+        if let Some(svc) = shared.table().service_mut(&key) {
+            svc.release(ticket);
+        }
+    }
+    None
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    key: ServiceKey,
+    vip: SocketAddr,
+    client: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = client.set_nodelay(true);
+    let flow = Flow {
+        client: peer,
+        local: vip,
+    };
+    let mut rng = SmallRng::seed_from_u64(shared.now().0 ^ u64::from(peer.port()));
+    let Some((mut ticket, upstream)) = connect(&shared, key, &flow, &mut rng).await else {
+        // No real server: close at once (an RST, as IPVS's no-destination drop then times out).
+        reset_on_close(&client);
+        return;
+    };
+    let _ = upstream.set_nodelay(true);
+    let entry = Arc::new(Entry::new(
+        Protocol::Tcp,
+        peer,
+        vip,
+        ticket.dest,
+        ConnState::Established,
+        shared.now().0,
+    ));
+    let id = shared.registry.insert(Arc::clone(&entry));
+
+    let (cr, cw) = client.into_split();
+    let (ur, uw) = upstream.into_split();
+    let (abort, _) = tokio::sync::watch::channel(false);
+    let ctx = Arc::new(Relay {
+        shared: Arc::clone(&shared),
+        key,
+        ticket: ticket.clone(),
+        entry,
+        half_closed: AtomicBool::new(false),
+        abort,
+    });
+    let (_, _) = tokio::join!(
+        pump(Arc::clone(&ctx), cr, uw, true),
+        pump(Arc::clone(&ctx), ur, cw, false)
+    );
+
+    shared.registry.remove(id);
+    let mut table = shared.table();
+    if let Some(svc) = table.service_mut(&key) {
+        ticket.active = !ctx.half_closed.load(Ordering::Relaxed);
+        svc.release(ticket);
+    }
+}
+
+/// What both directions of one relay share.
+struct Relay {
+    shared: Arc<Shared>,
+    key: ServiceKey,
+    ticket: ConnTicket,
+    entry: Arc<Entry>,
+    half_closed: AtomicBool,
+    /// Set when one direction ends with a reset or timeout: the other stops too, so both
+    /// sockets close at once with an RST.
+    abort: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    fn record(&self, inbound: bool, bytes: &mut u64, reads: &mut u64) {
+        if *reads == 0 {
+            return;
+        }
+        let c = if inbound {
+            Counters {
+                in_bytes: *bytes,
+                in_pkts: *reads,
+                ..Counters::default()
+            }
+        } else {
+            Counters {
+                out_bytes: *bytes,
+                out_pkts: *reads,
+                ..Counters::default()
+            }
+        };
+        if let Some(svc) = self.shared.table().service_mut(&self.key) {
+            svc.record(&self.ticket, c);
+        }
+        (*bytes, *reads) = (0, 0);
+    }
+
+    fn half_close(&self) {
+        if !self.half_closed.swap(true, Ordering::Relaxed) {
+            self.entry.set_state(ConnState::FinWait);
+            if let Some(svc) = self.shared.table().service_mut(&self.key) {
+                let mut tk = self.ticket.clone();
+                svc.set_active(&mut tk, false);
+            }
+        }
+    }
+}
+
+/// How a direction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The reader sent FIN; it was passed on.
+    Fin,
+    /// A reset or error; the other side was reset too.
+    Reset,
+    /// The idle timeout expired.
+    Idle,
+}
+
+/// Copies one direction, counting, until EOF, error, idle timeout or the other side's abort.
+async fn pump(
+    ctx: Arc<Relay>,
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    inbound: bool,
+) -> End {
+    let mut buf = vec![0u8; BUFFER];
+    let (mut bytes, mut reads) = (0u64, 0u64);
+    let mut abort = ctx.abort.subscribe();
+    let shared = &ctx.shared;
+    let end = loop {
+        let idle = if ctx.half_closed.load(Ordering::Relaxed) {
+            shared.tcp_fin_timeout()
+        } else {
+            shared.tcp_timeout()
+        };
+        let since =
+            Duration::from_millis(shared.now().0.saturating_sub(ctx.entry.last_active_ms()));
+        let wait = idle.saturating_sub(since);
+        if wait.is_zero() {
+            break End::Idle;
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(wait, from.read(&mut buf)) => r,
+            _ = abort.changed() => break End::Reset,
+        };
+        match read {
+            Err(_) => continue, // re-check: the other direction may have been active
+            Ok(Ok(0)) => {
+                let _ = to.shutdown().await;
+                ctx.half_close();
+                break End::Fin;
+            }
+            Ok(Ok(n)) => {
+                ctx.entry.touch(shared.now().0);
+                bytes += n as u64;
+                reads += 1;
+                if let Err(e) = to.write_all(&buf[..n]).await {
+                    tracing::debug!(error = %e, "write failed");
+                    break End::Reset;
+                }
+                if reads >= FLUSH_READS {
+                    ctx.record(inbound, &mut bytes, &mut reads);
+                }
+            }
+            Ok(Err(e)) => {
+                if e.kind() != ErrorKind::ConnectionReset {
+                    tracing::debug!(error = %e, "read failed");
+                }
+                break End::Reset;
+            }
+        }
+    };
+    ctx.record(inbound, &mut bytes, &mut reads);
+    if end != End::Fin {
+        // Close both sockets with an RST: ours now, the other direction's via the abort.
+        reset_on_close(to.as_ref());
+        ctx.entry.set_state(ConnState::Close);
+        let _ = ctx.abort.send(true);
+    }
+    end
+}
+
+/// Makes closing the socket send an RST: SO_LINGER with a zero timeout, which never blocks.
+fn reset_on_close(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
