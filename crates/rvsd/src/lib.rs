@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod demo;
 pub mod director;
 pub mod plane;
 pub mod server;

@@ -1,7 +1,8 @@
 //! `rvsd`: the director daemon's command line.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use rvsd::demo::{demo, DemoOptions};
 use rvsd::plane::PlaneKind;
 use rvsd::server::{run, Options};
 use std::net::SocketAddr;
@@ -37,6 +38,24 @@ struct Cli {
     /// File holding the bearer token for --api.
     #[arg(long, value_name = "FILE")]
     api_token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Run a complete demo director on loopback: no root, no config file.
+    Demo {
+        /// The virtual service's address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Directory for the demo's socket and state (default: a new one under /tmp).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long, value_name = "SECS")]
+        duration: Option<u64>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +78,34 @@ fn real_main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if let Some(Sub::Demo {
+        listen,
+        dir,
+        duration,
+    }) = cli.command
+    {
+        let own_dir = dir.is_none();
+        let dir = dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("rvs-demo-{}", std::process::id()))
+        });
+        let opts = DemoOptions {
+            listen,
+            dir: dir.clone(),
+            duration: duration.map(std::time::Duration::from_secs),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let result = runtime
+            .block_on(demo(opts))
+            .map_err(|e| anyhow::anyhow!("rvsd demo: {e}"));
+        if own_dir {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        return result;
+    }
     let opts = Options {
         config: cli.config,
         state_dir: cli.state_dir,
