@@ -209,6 +209,31 @@ pub struct ServiceConfig {
     /// One-packet scheduling (`-o`; UDP and fwmark services only).
     #[serde(default)]
     pub one_packet: bool,
+    /// Send a PROXY protocol header to real servers (an rvs addition, TCP services only): a
+    /// full-NAT relay hides the client's address, and this carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// The PROXY protocol version sent to real servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// The text header (`PROXY TCP4 ...\r\n`).
+    V1,
+    /// The binary header.
+    V2,
+}
+
+impl ProxyProtocol {
+    /// `v1` or `v2`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V2 => "v2",
+        }
+    }
 }
 
 impl ServiceConfig {
@@ -222,6 +247,7 @@ impl ServiceConfig {
             persistence: None,
             pe_name: None,
             one_packet: false,
+            proxy_protocol: None,
         }
     }
 

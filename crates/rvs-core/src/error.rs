@@ -70,6 +70,12 @@ pub enum TableError {
         /// The service.
         service: ServiceKey,
     },
+    /// A PROXY protocol header asked for on a service that is not TCP.
+    #[error("service {service}: the PROXY protocol header is only for TCP services")]
+    ProxyProtocolNotTcp {
+        /// The service.
+        service: ServiceKey,
+    },
     /// Port 0 on a service that is not persistent.
     #[error("service {service}: port 0 is only allowed for persistent services")]
     ZeroPortNotPersistent {

@@ -38,8 +38,8 @@ pub mod validate;
 
 pub use command::{Change, Command};
 pub use config::{
-    DestConfig, ForwardMethod, PersistMask, Persistence, SchedFlags, SchedulerKind, ServiceConfig,
-    Timeouts, Tunnel, TunnelCsum, TunnelKind,
+    DestConfig, ForwardMethod, PersistMask, Persistence, ProxyProtocol, SchedFlags, SchedulerKind,
+    ServiceConfig, Timeouts, Tunnel, TunnelCsum, TunnelKind,
 };
 pub use conn::{ConnState, ConnVirtual, ConnectionEntry};
 pub use dataplane::{DataPlane, DataPlaneError, DestStats, ServiceStats};

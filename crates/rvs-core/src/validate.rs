@@ -53,6 +53,9 @@ pub fn service(config: &ServiceConfig) -> Result<(), TableError> {
             });
         }
     }
+    if config.proxy_protocol.is_some() && service.protocol() != Some(Protocol::Tcp) {
+        return Err(TableError::ProxyProtocolNotTcp { service });
+    }
     if config.one_packet && !matches!(service.protocol(), None | Some(Protocol::Udp)) {
         return Err(TableError::OnePacketNotUdp { service });
     }

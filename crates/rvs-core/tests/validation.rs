@@ -513,3 +513,16 @@ fn a_failing_batch_applies_nothing_and_names_its_command() {
         },
     );
 }
+
+#[test]
+fn a_proxy_protocol_header_is_only_for_tcp() {
+    let key = ServiceKey::udp("198.18.0.8:53".parse().unwrap());
+    let c = ServiceConfig {
+        proxy_protocol: Some(rvs_core::ProxyProtocol::V2),
+        ..ServiceConfig::new(key)
+    };
+    refused(
+        Command::AddService(c),
+        &TableError::ProxyProtocolNotTcp { service: key },
+    );
+}

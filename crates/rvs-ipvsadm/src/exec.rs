@@ -201,6 +201,7 @@ fn service_config(inv: &Invocation) -> Result<ServiceConfig, String> {
         persistence,
         pe_name: (!s.pe_name.is_empty()).then(|| s.pe_name.clone()),
         one_packet: s.flags & F_ONEPACKET != 0,
+        proxy_protocol: s.proxy_protocol,
     })
 }
 

@@ -218,6 +218,9 @@ pub fn service_entry(out: &mut String, v: &ServiceView, format: u32, r: &dyn Res
         if flags & 0x38 != 0 {
             let _ = write!(out, " -b {}", sched_flags(sched, flags));
         }
+        if let Some(pp) = c.proxy_protocol {
+            let _ = write!(out, " --proxy-protocol {}", pp.name());
+        }
     } else if format & (fmt::STATS | fmt::RATE) != 0 {
         let _ = write!(out, "{svc_name:<33}");
         let s = if format & fmt::STATS != 0 {
@@ -246,6 +249,9 @@ pub fn service_entry(out: &mut String, v: &ServiceView, format: u32, r: &dyn Res
         }
         if c.one_packet {
             out.push_str(" ops");
+        }
+        if let Some(pp) = c.proxy_protocol {
+            let _ = write!(out, " proxy-protocol {}", pp.name());
         }
     }
     out.push('\n');

@@ -76,6 +76,8 @@ pub struct SvcSpec {
     pub netmask: u32,
     /// The persistence engine, empty if unset.
     pub pe_name: String,
+    /// rvs's `--proxy-protocol v1|v2`, if given.
+    pub proxy_protocol: Option<rvs_core::ProxyProtocol>,
 }
 
 impl Default for SvcSpec {
@@ -91,6 +93,7 @@ impl Default for SvcSpec {
             timeout: 0,
             netmask: 0xffff_ffff,
             pe_name: String::new(),
+            proxy_protocol: None,
         }
     }
 }
@@ -252,6 +255,7 @@ enum Tag {
     TunNocsum,
     TunCsum,
     TunRemcsum,
+    ProxyProtocol,
 }
 
 const fn o(long: &'static str, short: Option<char>, arg: ArgKind, tag: Tag) -> OptSpec<Tag> {
@@ -325,6 +329,8 @@ const TABLE: &[OptSpec<Tag>] = &[
     o("tun-nocsum", None, N, Tag::TunNocsum),
     o("tun-csum", None, N, Tag::TunCsum),
     o("tun-remcsum", None, N, Tag::TunRemcsum),
+    // rvs's addition: not in ipvsadm, so it cannot change what an ipvsadm command line means.
+    o("proxy-protocol", None, R, Tag::ProxyProtocol),
 ];
 
 /// `string_to_number`: a whole decimal `strtol` in `min..=max`.
@@ -761,6 +767,20 @@ pub fn parse(args: &[String], resolver: &dyn Resolver) -> Result<Invocation, Exi
                 set(&mut options, optc::TUN_REMCSUM)?;
                 dest.tun_flags |= 2;
             }
+            Tag::ProxyProtocol => {
+                if svc.proxy_protocol.is_some() {
+                    return Err(fail("multiple 'proxy-protocol' options specified"));
+                }
+                svc.proxy_protocol = Some(match a {
+                    "v1" => rvs_core::ProxyProtocol::V1,
+                    "v2" => rvs_core::ProxyProtocol::V2,
+                    _ => {
+                        return Err(fail(format!(
+                            "illegal PROXY protocol version `{a}' specified (use v1 or v2)"
+                        )))
+                    }
+                });
+            }
             other => {
                 let word = popt_word(args, other);
                 return Err(fail(format!("invalid option `{word}'")));
@@ -822,6 +842,12 @@ fn popt_word(args: &[String], tag: Tag) -> String {
 /// The checks `process_options` makes after reading the options.
 fn check(mut inv: Invocation) -> Result<Invocation, Exit> {
     generic_opt_check(inv.cmd, inv.options).map_err(fail)?;
+    if inv.svc.proxy_protocol.is_some() && !matches!(inv.cmd, Cmd::Add | Cmd::Edit) {
+        return Err(fail(format!(
+            "Illegal 'proxy-protocol' option with the '{}' command",
+            inv.cmd.name()
+        )));
+    }
     if matches!(inv.cmd, Cmd::Add | Cmd::Edit) {
         if inv.svc.fwmark == 0 && inv.svc.port == 0 && inv.svc.flags & F_PERSISTENT == 0 {
             return Err(fail("Zero port specified for non-persistent service"));

@@ -200,6 +200,7 @@ fn load_state(text: &str) -> Memory {
                     persistence: (flags & 1 != 0).then_some(Persistence { timeout, netmask }),
                     pe_name: (pe != "-").then_some(pe),
                     one_packet: flags & 4 != 0,
+                    proxy_protocol: None,
                 };
                 table
                     .apply(Command::AddService(config))

@@ -101,6 +101,20 @@ async fn handle(
         return;
     };
     let _ = upstream.set_nodelay(true);
+    let header = shared
+        .table()
+        .service(&key)
+        .and_then(|s| s.config().proxy_protocol);
+    let mut upstream = upstream;
+    if let Some(version) = header {
+        let h = crate::proxy_header::encode(version, peer, vip);
+        if upstream.write_all(&h).await.is_err() {
+            if let Some(svc) = shared.table().service_mut(&key) {
+                svc.release(ticket);
+            }
+            return;
+        }
+    }
     let entry = Arc::new(Entry::new(
         Protocol::Tcp,
         peer,

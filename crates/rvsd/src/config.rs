@@ -12,6 +12,7 @@
 //! sched_flags = ["flag-1"]      # ipvsadm's -b names
 //! ops = false                   # one-packet scheduling
 //! pe = "sip"
+//! proxy_protocol = "v2"         # send a PROXY protocol header (v1 or v2) to real servers
 //!
 //! [[service.real]]
 //! addr = "198.18.1.1:8080"      # port defaults to the service's
@@ -84,6 +85,7 @@ struct FileService {
     pe: Option<String>,
     #[serde(default)]
     ops: bool,
+    proxy_protocol: Option<String>,
     #[serde(default, rename = "real")]
     reals: Vec<FileDest>,
 }
@@ -214,6 +216,12 @@ fn service(s: &FileService) -> Result<ServiceEntry, String> {
         persistence: s.persistent.map(|timeout| Persistence { timeout, netmask }),
         pe_name: s.pe.clone(),
         one_packet: s.ops,
+        proxy_protocol: match s.proxy_protocol.as_deref() {
+            None => None,
+            Some("v1") => Some(rvs_core::ProxyProtocol::V1),
+            Some("v2") => Some(rvs_core::ProxyProtocol::V2),
+            Some(o) => return Err(format!("{key}: proxy_protocol {o:?} is not v1 or v2")),
+        },
     };
     let dests = s
         .reals

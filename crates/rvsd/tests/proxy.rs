@@ -584,3 +584,101 @@ fn the_demo_serves_http_through_its_virtual_service() {
         "rr takes turns over the three real servers: {answers:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_protocol_header_tells_the_real_server_who_the_client_is() {
+    let d = proxy();
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.9.5:{port}").parse().unwrap();
+    let real: SocketAddr = format!("127.0.12.1:{port}").parse().unwrap();
+    // The real server answers with the first 28 bytes it receives, hex-encoded.
+    let l = TcpListener::bind(real).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = [0u8; 28];
+                if s.read_exact(&mut head).await.is_ok() {
+                    let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+                    let _ = s.write_all(hex.as_bytes()).await;
+                }
+            });
+        }
+    });
+    for args in [
+        vec![
+            "-A",
+            "-t",
+            &vip.to_string(),
+            "-s",
+            "rr",
+            "--proxy-protocol",
+            "v1",
+        ],
+        vec!["-a", "-t", &vip.to_string(), "-r", &real.to_string(), "-m"],
+    ] {
+        let o = d.ipvsadm(&args);
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    assert!(d
+        .save()
+        .starts_with(&format!("-A -t {vip} -s rr --proxy-protocol v1\n")));
+    let ask = |source: &'static str| async move {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind(source.parse().unwrap()).unwrap();
+        let mut s = sock.connect(vip).await.unwrap();
+        s.write_all(&[b'x'; 28]).await.unwrap();
+        let mut hex = String::new();
+        tokio::time::timeout(STEP, s.read_to_string(&mut hex))
+            .await
+            .unwrap()
+            .unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        bytes
+    };
+    let v1 = ask("127.0.22.7:40001").await;
+    let expected = format!("PROXY TCP4 127.0.22.7 {} 40001 {port}\r\n", vip.ip());
+    assert_eq!(
+        String::from_utf8_lossy(&v1[..expected.len().min(28)]),
+        expected[..expected.len().min(28)]
+    );
+    let o = d.ipvsadm(&[
+        "-E",
+        "-t",
+        &vip.to_string(),
+        "-s",
+        "rr",
+        "--proxy-protocol",
+        "v2",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let v2 = ask("127.0.22.8:40002").await;
+    assert_eq!(&v2[..12], b"\r\n\r\n\0\r\nQUIT\n");
+    assert_eq!(&v2[12..16], &[0x21, 0x11, 0, 12]);
+    assert_eq!(&v2[16..20], &[127, 0, 22, 8]);
+    assert_eq!(&v2[20..24], &[127, 0, 9, 5]);
+    assert_eq!(u16::from_be_bytes([v2[24], v2[25]]), 40002);
+    assert_eq!(u16::from_be_bytes([v2[26], v2[27]]), port);
+    let o = d.ipvsadm(&[
+        "-a",
+        "-t",
+        &vip.to_string(),
+        "-r",
+        "127.0.12.2",
+        "-m",
+        "--proxy-protocol",
+        "v1",
+    ]);
+    assert_eq!(
+        (err(&o).as_str(), o.status.code()),
+        (
+            "Illegal 'proxy-protocol' option with the 'add-server' command\n",
+            Some(2)
+        )
+    );
+}
