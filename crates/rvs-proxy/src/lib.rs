@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod listen;
+pub mod pool;
 pub mod proxy_header;
 pub mod registry;
 pub mod shared;

@@ -20,6 +20,8 @@ pub struct Shared {
     pub connect_retries: AtomicU64,
     /// Connections that found no available real server.
     pub no_dest: AtomicU64,
+    /// Relay buffers.
+    pub pool: crate::pool::Pool,
 }
 
 impl Shared {
@@ -36,6 +38,7 @@ impl Shared {
             udp: AtomicU32::new(d.udp),
             connect_retries: AtomicU64::new(0),
             no_dest: AtomicU64::new(0),
+            pool: crate::pool::Pool::default(),
         }
     }
 

@@ -16,14 +16,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long a connect to a real server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Relay buffer per direction.
-const BUFFER: usize = 64 * 1024;
 /// Flush counters to the table after this many reads (and at the end).
 const FLUSH_READS: u64 = 64;
 
@@ -208,13 +206,7 @@ enum End {
 }
 
 /// Copies one direction, counting, until EOF, error, idle timeout or the other side's abort.
-async fn pump(
-    ctx: Arc<Relay>,
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
-    inbound: bool,
-) -> End {
-    let mut buf = vec![0u8; BUFFER];
+async fn pump(ctx: Arc<Relay>, from: OwnedReadHalf, mut to: OwnedWriteHalf, inbound: bool) -> End {
     let (mut bytes, mut reads) = (0u64, 0u64);
     let mut abort = ctx.abort.subscribe();
     let shared = &ctx.shared;
@@ -230,35 +222,47 @@ async fn pump(
         if wait.is_zero() {
             break End::Idle;
         }
-        let read = tokio::select! {
-            r = tokio::time::timeout(wait, from.read(&mut buf)) => r,
+        // Wait for data without holding a buffer; take one only to move it.
+        let ready = tokio::select! {
+            r = tokio::time::timeout(wait, from.readable()) => r,
             _ = abort.changed() => break End::Reset,
         };
-        match read {
+        match ready {
             Err(_) => continue, // re-check: the other direction may have been active
-            Ok(Ok(0)) => {
+            Ok(Err(_)) => break End::Reset,
+            Ok(Ok(())) => {}
+        }
+        let mut buf = shared.pool.take();
+        let step = match from.try_read(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+            Ok(0) => {
                 let _ = to.shutdown().await;
                 ctx.half_close();
-                break End::Fin;
+                Some(End::Fin)
             }
-            Ok(Ok(n)) => {
+            Ok(n) => {
                 ctx.entry.touch(shared.now().0);
                 bytes += n as u64;
                 reads += 1;
-                if let Err(e) = to.write_all(&buf[..n]).await {
-                    tracing::debug!(error = %e, "write failed");
-                    break End::Reset;
-                }
+                let written = to.write_all(&buf[..n]).await;
                 if reads >= FLUSH_READS {
                     ctx.record(inbound, &mut bytes, &mut reads);
                 }
+                written.err().map(|e| {
+                    tracing::debug!(error = %e, "write failed");
+                    End::Reset
+                })
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 if e.kind() != ErrorKind::ConnectionReset {
                     tracing::debug!(error = %e, "read failed");
                 }
-                break End::Reset;
+                Some(End::Reset)
             }
+        };
+        shared.pool.give(buf);
+        if let Some(end) = step {
+            break end;
         }
     };
     ctx.record(inbound, &mut bytes, &mut reads);
