@@ -18,6 +18,7 @@ pub mod pool;
 pub mod proxy_header;
 pub mod registry;
 pub mod shared;
+pub mod splice;
 mod tcp;
 mod udp;
 

@@ -22,6 +22,8 @@ pub struct Shared {
     pub no_dest: AtomicU64,
     /// Relay buffers.
     pub pool: crate::pool::Pool,
+    /// Pipes for the splice relay.
+    pub pipes: crate::splice::Pipes,
 }
 
 impl Shared {
@@ -39,6 +41,7 @@ impl Shared {
             connect_retries: AtomicU64::new(0),
             no_dest: AtomicU64::new(0),
             pool: crate::pool::Pool::default(),
+            pipes: crate::splice::Pipes::default(),
         }
     }
 

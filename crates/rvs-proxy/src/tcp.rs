@@ -3,8 +3,8 @@
 //!
 //! Counters map onto IPVS's: a relay counts as active (ESTABLISHED) until either side closes
 //! its half, then inactive (FIN_WAIT). InBytes/OutBytes are exact byte counts client->server
-//! and server->client; InPkts/OutPkts count reads from each side (a userspace relay sees
-//! reads, not packets).
+//! and server->client; InPkts/OutPkts count reads from each side (splice or read calls: a
+//! relay sees reads, not packets). Bulk data moves with splice(2), never through userspace.
 
 use crate::registry::Entry;
 use crate::shared::Shared;
@@ -232,35 +232,19 @@ async fn pump(ctx: Arc<Relay>, from: OwnedReadHalf, mut to: OwnedWriteHalf, inbo
             Ok(Err(_)) => break End::Reset,
             Ok(Ok(())) => {}
         }
-        let mut buf = shared.pool.take();
-        let step = match from.try_read(&mut buf) {
-            Err(e) if e.kind() == ErrorKind::WouldBlock => None,
-            Ok(0) => {
-                let _ = to.shutdown().await;
-                ctx.half_close();
-                Some(End::Fin)
-            }
-            Ok(n) => {
-                ctx.entry.touch(shared.now().0);
-                bytes += n as u64;
-                reads += 1;
-                let written = to.write_all(&buf[..n]).await;
-                if reads >= FLUSH_READS {
-                    ctx.record(inbound, &mut bytes, &mut reads);
+        let step = match shared.pipes.take() {
+            Ok(pipe) => {
+                let step =
+                    splice_step(&ctx, &from, &mut to, &pipe, &mut bytes, &mut reads, inbound).await;
+                // A pipe goes back to the pool only when empty (every step drains it fully,
+                // except on errors, which end the relay anyway).
+                if !matches!(step, Some(End::Reset)) {
+                    shared.pipes.give(pipe);
                 }
-                written.err().map(|e| {
-                    tracing::debug!(error = %e, "write failed");
-                    End::Reset
-                })
+                step
             }
-            Err(e) => {
-                if e.kind() != ErrorKind::ConnectionReset {
-                    tracing::debug!(error = %e, "read failed");
-                }
-                Some(End::Reset)
-            }
+            Err(_) => copy_step(&ctx, &from, &mut to, &mut bytes, &mut reads, inbound).await,
         };
-        shared.pool.give(buf);
         if let Some(end) = step {
             break end;
         }
@@ -278,4 +262,84 @@ async fn pump(ctx: Arc<Relay>, from: OwnedReadHalf, mut to: OwnedWriteHalf, inbo
 /// Makes closing the socket send an RST: SO_LINGER with a zero timeout, which never blocks.
 fn reset_on_close(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+/// One step of the copy-free relay: splice what is ready into a pipe, then on to the other side.
+async fn splice_step(
+    ctx: &Relay,
+    from: &OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
+    pipe: &crate::splice::Pipe,
+    bytes: &mut u64,
+    reads: &mut u64,
+    inbound: bool,
+) -> Option<End> {
+    match crate::splice::socket_to_pipe(from.as_ref(), pipe) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+        Ok(0) => {
+            let _ = to.shutdown().await;
+            ctx.half_close();
+            Some(End::Fin)
+        }
+        Ok(n) => {
+            ctx.entry.touch(ctx.shared.now().0);
+            *bytes += n as u64;
+            *reads += 1;
+            let moved = crate::splice::drain(pipe, to.as_ref(), n).await;
+            if *reads >= FLUSH_READS {
+                ctx.record(inbound, bytes, reads);
+            }
+            moved.err().map(|e| {
+                tracing::debug!(error = %e, "splice to the other side failed");
+                End::Reset
+            })
+        }
+        Err(e) => {
+            if e.kind() != ErrorKind::ConnectionReset {
+                tracing::debug!(error = %e, "splice from the socket failed");
+            }
+            Some(End::Reset)
+        }
+    }
+}
+
+/// One step of the userspace relay (when no pipe can be had): read into a pooled buffer, write.
+async fn copy_step(
+    ctx: &Relay,
+    from: &OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
+    bytes: &mut u64,
+    reads: &mut u64,
+    inbound: bool,
+) -> Option<End> {
+    let mut buf = ctx.shared.pool.take();
+    let step = match from.try_read(&mut buf) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+        Ok(0) => {
+            let _ = to.shutdown().await;
+            ctx.half_close();
+            Some(End::Fin)
+        }
+        Ok(n) => {
+            ctx.entry.touch(ctx.shared.now().0);
+            *bytes += n as u64;
+            *reads += 1;
+            let written = to.write_all(&buf[..n]).await;
+            if *reads >= FLUSH_READS {
+                ctx.record(inbound, bytes, reads);
+            }
+            written.err().map(|e| {
+                tracing::debug!(error = %e, "write failed");
+                End::Reset
+            })
+        }
+        Err(e) => {
+            if e.kind() != ErrorKind::ConnectionReset {
+                tracing::debug!(error = %e, "read failed");
+            }
+            Some(End::Reset)
+        }
+    };
+    ctx.shared.pool.give(buf);
+    step
 }

@@ -330,7 +330,10 @@ async fn stats_and_the_connection_list_match_what_was_sent() {
     assert_eq!(st[0], 1, "Conns");
     assert_eq!(st[3], 100_000, "InBytes: exactly what the client sent");
     assert_eq!(st[4], 100_002, "OutBytes: the greeting and the echo");
-    assert!(st[1] >= 2 && st[2] >= 2, "reads counted as packets: {st:?}");
+    assert!(
+        st[1] >= 1 && st[2] >= 2,
+        "reads (splice calls) counted as packets: {st:?}"
+    );
     assert!(!out(&d.ipvsadm(&["-Lnc"])).contains(&client.to_string()));
 }
 
