@@ -3,7 +3,7 @@
 //! through the control API like any other client would.
 
 use crate::plane::PlaneKind;
-use crate::server::{run, Options, ServeError};
+use crate::server::{run_until, Options, ServeError};
 use rvs_client::Client;
 use rvs_core::{Command, DestConfig, ForwardMethod, SchedulerKind, ServiceConfig, ServiceKey};
 use std::net::SocketAddr;
@@ -115,7 +115,14 @@ pub async fn demo(opts: DemoOptions) -> Result<(), ServeError> {
     };
     // The demo starts from an empty table each time.
     let _ = std::fs::remove_file(opts.dir.join("state").join(crate::state::STATE_FILE));
-    let rvsd = tokio::spawn(run(server));
+    let duration = opts.duration;
+    let stop = async move {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let rvsd = tokio::spawn(run_until(server, stop));
     if !wait_for(&control).await {
         return match rvsd.await {
             Ok(Err(e)) => Err(e),

@@ -105,6 +105,17 @@ fn read_token(path: Option<&Path>) -> Result<String, ServeError> {
 /// # Errors
 /// [`ServeError`] when rvsd cannot start; it then changes nothing on disk.
 pub async fn run(opts: Options) -> Result<(), ServeError> {
+    run_until(opts, std::future::pending()).await
+}
+
+/// Runs rvsd until SIGTERM, SIGINT or `stop` completes.
+///
+/// # Errors
+/// [`ServeError`] when rvsd cannot start; it then changes nothing on disk.
+pub async fn run_until(
+    opts: Options,
+    stop: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let plane = plane::build(opts.dataplane).map_err(ServeError::Plane)?;
     let store = StateStore::open(&opts.state_dir)?;
     let token = opts
@@ -142,8 +153,10 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
             let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
             let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
             let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+            tokio::pin!(stop);
             loop {
                 tokio::select! {
+                    () = &mut stop => break,
                     _ = term.recv() => break,
                     _ = int.recv() => break,
                     _ = hup.recv() => {
