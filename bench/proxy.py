@@ -79,7 +79,7 @@ worker_processes 1;
 daemon off;
 pid {tmp}/nginx-{abs(hash(body))}.pid;
 error_log /dev/null crit;
-events {{ worker_connections 20000; }}
+events {{ worker_connections 9000; }}
 {body}
 """
 
@@ -89,6 +89,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--raw", default=None, help="keep wrk's raw output in this directory")
     opts = ap.parse_args()
     ensure_tools()
     sh("cargo", "build", "--release", "-q", "-p", "rvsd", "-p", "rvsadm", cwd=ROOT)
@@ -109,10 +110,15 @@ def main():
 def run(opts, tmp):
     www = os.path.join(tmp, "www")
     os.makedirs(www)
+    # nginx's workers run as www-data: let them read the files.
+    os.chmod(tmp, 0o755)
+    os.chmod(www, 0o755)
     with open(os.path.join(www, "small"), "wb") as f:
         f.write(b"x" * SMALL)
     with open(os.path.join(www, "large"), "wb") as f:
         f.write(os.urandom(LARGE))
+    for name in ("small", "large"):
+        os.chmod(os.path.join(www, name), 0o644)
     listens = "\n".join(f"listen {r}:{REAL_PORT} reuseport backlog=4096;" for r in REALS)
     real = nginx_conf(tmp, f"""http {{ access_log off; keepalive_requests 1000000;
   server {{ {listens} root {www}; location / {{ }} }} }}""")
@@ -135,7 +141,7 @@ def run(opts, tmp):
 
     servers = "\n".join(f"  server r{i} {r}:{REAL_PORT}" for i, r in enumerate(REALS))
     open(os.path.join(tmp, "haproxy.cfg"), "w").write(f"""global
-  maxconn 40000
+  maxconn 9000
   nbthread 1
 defaults
   mode tcp
@@ -176,6 +182,10 @@ backend b
                 t0 = cpu_ticks(director[c])
                 out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", *conc, "-d", f"{opts.seconds}s", "--latency", *extra, url], capture_output=True, text=True).stdout
                 t1 = cpu_ticks(director[c])
+                if opts.raw:
+                    os.makedirs(opts.raw, exist_ok=True)
+                    with open(os.path.join(opts.raw, f"{rnd}-{path}-{c}-{len(extra)}.txt"), "w") as f:
+                        f.write(out)
                 reqs, rps, mbps, p50, p99 = parse_wrk(out)
                 value = mbps if path == "large" else rps
                 results[test][c].append(value)
@@ -189,14 +199,32 @@ backend b
     report(opts, results, lat, cpu, mem)
 
 
+def family(pid):
+    """The process and its children (nginx's workers do the work, not its master)."""
+    pids = [pid]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
 def cpu_ticks(pid):
     if not pid:
         return 0
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
+    total = 0
+    for p in family(pid):
+        f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        total += int(f[11]) + int(f[12])
+    return total
 
 
 def parse_wrk(out):
+    if "Non-2xx" in out:
+        sys.exit("the real servers answered errors; the measurement would be meaningless:\n" + out)
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     tr = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
@@ -208,13 +236,15 @@ def parse_wrk(out):
 
 
 def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    total = 0
+    for p in family(pid):
+        for line in open(f"/proc/{p}/status"):
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
 
 
-def idle_memory(host, pid, n=10000):
+def idle_memory(host, pid, n=4000):
     before = rss_kib(pid)
     conns = []
     try:
@@ -250,7 +280,7 @@ def report(opts, results, lat, cpu, mem):
         lines.append(f"| keep-alive latency {q} (ms) | {cells} | {m['rvs'] / m['haproxy']:.2f} | {m['rvs'] / m['direct']:.2f} |")
     m = {c: med(cpu[c]) for c in ("rvs", "haproxy", "nginx")}
     lines.append(f"| director CPU per keep-alive request (µs) | | {m['rvs']:.2f} | {m['haproxy']:.2f} | {m['nginx']:.2f} | {m['rvs'] / m['haproxy']:.2f} | |")
-    lines.append(f"| RSS growth for 10,000 idle connections (MiB) | | {mem['rvs']:.1f} | {mem['haproxy']:.1f} | {mem['nginx']:.1f} | {mem['rvs'] / mem['haproxy']:.2f} | |")
+    lines.append(f"| RSS growth for 4,000 idle connections (MiB) | | {mem['rvs']:.1f} | {mem['haproxy']:.1f} | {mem['nginx']:.1f} | {mem['rvs'] / mem['haproxy']:.2f} | |")
     text = "\n".join(lines) + "\n"
     print(text)
     print(json.dumps({"results": results, "latency": lat, "cpu_us": cpu, "idle_mib": mem}), file=sys.stderr)

@@ -74,11 +74,14 @@ impl ProxyPlane {
         let shared = Arc::new(Shared::new());
         let ticking = Arc::clone(&shared);
         let ticker = runtime.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_millis(500));
-            loop {
+            let mut every = tokio::time::interval(Duration::from_millis(100));
+            for n in 0u64.. {
                 every.tick().await;
-                let now = ticking.now();
-                ticking.table().tick(now);
+                ticking.tick_coarse();
+                if n % 5 == 0 {
+                    let now = ticking.now();
+                    ticking.table().tick(now);
+                }
             }
         });
         Self {

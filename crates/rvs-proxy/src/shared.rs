@@ -24,6 +24,9 @@ pub struct Shared {
     pub pool: crate::pool::Pool,
     /// Pipes for the splice relay.
     pub pipes: crate::splice::Pipes,
+    /// [`Shared::now`] as of the last tick (every 100 ms): what relays stamp activity with,
+    /// so a read costs no clock call. Idle timeouts are whole seconds.
+    coarse_ms: AtomicU64,
 }
 
 impl Shared {
@@ -42,6 +45,7 @@ impl Shared {
             no_dest: AtomicU64::new(0),
             pool: crate::pool::Pool::default(),
             pipes: crate::splice::Pipes::default(),
+            coarse_ms: AtomicU64::new(0),
         }
     }
 
@@ -58,6 +62,17 @@ impl Shared {
     #[must_use]
     pub fn now(&self) -> Timestamp {
         Timestamp(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The coarse clock: milliseconds as of the last [`Shared::tick_coarse`].
+    #[must_use]
+    pub fn coarse_now(&self) -> u64 {
+        self.coarse_ms.load(Ordering::Relaxed)
+    }
+
+    /// Advances the coarse clock to now.
+    pub fn tick_coarse(&self) {
+        self.coarse_ms.store(self.now().0, Ordering::Relaxed);
     }
 
     /// Sets the timeouts in force.

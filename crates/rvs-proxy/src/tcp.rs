@@ -206,53 +206,73 @@ enum End {
 }
 
 /// Copies one direction, counting, until EOF, error, idle timeout or the other side's abort.
+///
+/// Small reads (requests, interactive traffic) go through a pooled buffer; once a read fills the
+/// whole buffer the direction is a bulk stream and switches to splice(2), which moves data
+/// inside the kernel. The idle timer is one long-lived timer, re-armed only when it fires
+/// early, so a read costs no timer registration.
 async fn pump(ctx: Arc<Relay>, from: OwnedReadHalf, mut to: OwnedWriteHalf, inbound: bool) -> End {
     let (mut bytes, mut reads) = (0u64, 0u64);
     let mut abort = ctx.abort.subscribe();
     let shared = &ctx.shared;
-    let end = loop {
-        let idle = if ctx.half_closed.load(Ordering::Relaxed) {
+    let idle_timeout = || {
+        if ctx.half_closed.load(Ordering::Relaxed) {
             shared.tcp_fin_timeout()
         } else {
             shared.tcp_timeout()
-        };
-        let since =
-            Duration::from_millis(shared.now().0.saturating_sub(ctx.entry.last_active_ms()));
-        let wait = idle.saturating_sub(since);
-        if wait.is_zero() {
-            break End::Idle;
         }
-        // Wait for data without holding a buffer; take one only to move it.
-        let ready = tokio::select! {
-            r = tokio::time::timeout(wait, from.readable()) => r,
+    };
+    let timer = tokio::time::sleep(idle_timeout());
+    tokio::pin!(timer);
+    let mut bulk = false;
+    let end = loop {
+        tokio::select! {
+            biased;
             _ = abort.changed() => break End::Reset,
-        };
-        match ready {
-            Err(_) => continue, // re-check: the other direction may have been active
-            Ok(Err(_)) => break End::Reset,
-            Ok(Ok(())) => {}
-        }
-        let step = match shared.pipes.take() {
-            Ok(pipe) => {
-                let step =
-                    splice_step(&ctx, &from, &mut to, &pipe, &mut bytes, &mut reads, inbound).await;
-                // A pipe goes back to the pool only when empty (every step drains it fully,
-                // except on errors, which end the relay anyway).
-                if !matches!(step, Some(End::Reset)) {
-                    shared.pipes.give(pipe);
+            r = from.readable() => {
+                if r.is_err() {
+                    break End::Reset;
                 }
-                step
             }
-            Err(_) => copy_step(&ctx, &from, &mut to, &mut bytes, &mut reads, inbound).await,
+            () = &mut timer => {
+                let idle = idle_timeout();
+                let since = Duration::from_millis(shared.coarse_now().saturating_sub(ctx.entry.last_active_ms()));
+                if since >= idle {
+                    break End::Idle;
+                }
+                timer.as_mut().reset(tokio::time::Instant::now() + (idle - since));
+                continue;
+            }
+        }
+        let step = if bulk {
+            match shared.pipes.take() {
+                Ok(pipe) => {
+                    let step =
+                        splice_step(&ctx, &from, &mut to, &pipe, &mut bytes, &mut reads, inbound)
+                            .await;
+                    // Every step drains the pipe fully unless it fails, which ends the relay.
+                    if !matches!(step, Step::End(End::Reset)) {
+                        shared.pipes.give(pipe);
+                    }
+                    step
+                }
+                Err(_) => copy_step(&ctx, &from, &mut to, &mut bytes, &mut reads, inbound).await,
+            }
+        } else {
+            copy_step(&ctx, &from, &mut to, &mut bytes, &mut reads, inbound).await
         };
-        if let Some(end) = step {
-            break end;
+        match step {
+            Step::More { full } => bulk |= full,
+            Step::End(end) => break end,
         }
     };
     ctx.record(inbound, &mut bytes, &mut reads);
     if end != End::Fin {
-        // Close both sockets with an RST: ours now, the other direction's via the abort.
+        // Close both sockets with an RST: ours now, the other direction's via the abort. The
+        // write half must not send a FIN on its way out (`forget`), or the peer would see a
+        // clean close before the reset.
         reset_on_close(to.as_ref());
+        to.forget();
         ctx.entry.set_state(ConnState::Close);
         let _ = ctx.abort.send(true);
     }
@@ -264,6 +284,14 @@ fn reset_on_close(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
+/// What one relay step did.
+enum Step {
+    /// Data moved (or nothing was ready); `full` when the read filled the whole buffer.
+    More { full: bool },
+    /// The direction ended.
+    End(End),
+}
+
 /// One step of the copy-free relay: splice what is ready into a pipe, then on to the other side.
 async fn splice_step(
     ctx: &Relay,
@@ -273,37 +301,40 @@ async fn splice_step(
     bytes: &mut u64,
     reads: &mut u64,
     inbound: bool,
-) -> Option<End> {
+) -> Step {
     match crate::splice::socket_to_pipe(from.as_ref(), pipe) {
-        Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Step::More { full: false },
         Ok(0) => {
             let _ = to.shutdown().await;
             ctx.half_close();
-            Some(End::Fin)
+            Step::End(End::Fin)
         }
         Ok(n) => {
-            ctx.entry.touch(ctx.shared.now().0);
+            ctx.entry.touch(ctx.shared.coarse_now());
             *bytes += n as u64;
             *reads += 1;
             let moved = crate::splice::drain(pipe, to.as_ref(), n).await;
             if *reads >= FLUSH_READS {
                 ctx.record(inbound, bytes, reads);
             }
-            moved.err().map(|e| {
-                tracing::debug!(error = %e, "splice to the other side failed");
-                End::Reset
-            })
+            match moved {
+                Ok(()) => Step::More { full: true },
+                Err(e) => {
+                    tracing::debug!(error = %e, "splice to the other side failed");
+                    Step::End(End::Reset)
+                }
+            }
         }
         Err(e) => {
             if e.kind() != ErrorKind::ConnectionReset {
                 tracing::debug!(error = %e, "splice from the socket failed");
             }
-            Some(End::Reset)
+            Step::End(End::Reset)
         }
     }
 }
 
-/// One step of the userspace relay (when no pipe can be had): read into a pooled buffer, write.
+/// One step of the buffered relay: read into a pooled buffer, write it out.
 async fn copy_step(
     ctx: &Relay,
     from: &OwnedReadHalf,
@@ -311,33 +342,38 @@ async fn copy_step(
     bytes: &mut u64,
     reads: &mut u64,
     inbound: bool,
-) -> Option<End> {
+) -> Step {
     let mut buf = ctx.shared.pool.take();
     let step = match from.try_read(&mut buf) {
-        Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Step::More { full: false },
         Ok(0) => {
             let _ = to.shutdown().await;
             ctx.half_close();
-            Some(End::Fin)
+            Step::End(End::Fin)
         }
         Ok(n) => {
-            ctx.entry.touch(ctx.shared.now().0);
+            ctx.entry.touch(ctx.shared.coarse_now());
             *bytes += n as u64;
             *reads += 1;
             let written = to.write_all(&buf[..n]).await;
             if *reads >= FLUSH_READS {
                 ctx.record(inbound, bytes, reads);
             }
-            written.err().map(|e| {
-                tracing::debug!(error = %e, "write failed");
-                End::Reset
-            })
+            match written {
+                Ok(()) => Step::More {
+                    full: n == buf.len(),
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, "write failed");
+                    Step::End(End::Reset)
+                }
+            }
         }
         Err(e) => {
             if e.kind() != ErrorKind::ConnectionReset {
                 tracing::debug!(error = %e, "read failed");
             }
-            Some(End::Reset)
+            Step::End(End::Reset)
         }
     };
     ctx.shared.pool.give(buf);

@@ -457,31 +457,34 @@ async fn thousands_of_concurrent_connections_leave_no_fd_or_count_behind() {
     let (fd_before, rss_before) = (fds(), rss());
     const N: usize = 2000;
     let opened = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for i in 0..N {
-        let opened = Arc::clone(&opened);
-        tasks.push(tokio::spawn(async move {
-            let (mut s, id) = connect(vip).await;
-            opened.fetch_add(1, Ordering::Relaxed);
-            let msg = format!("conn {i}");
-            s.write_all(msg.as_bytes()).await.unwrap();
-            let mut back = vec![0u8; msg.len()];
-            tokio::time::timeout(STEP, s.read_exact(&mut back))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(back, msg.as_bytes());
-            (s, id)
-        }));
-    }
+    // Open them in waves so the listen backlogs are not flooded with SYNs, and hold them all.
     let mut held = Vec::new();
-    for t in tasks {
-        held.push(
-            tokio::time::timeout(Duration::from_secs(60), t)
-                .await
-                .expect("in time")
-                .expect("connection"),
-        );
+    for wave in 0..N / 250 {
+        let mut tasks = Vec::new();
+        for i in wave * 250..(wave + 1) * 250 {
+            let opened = Arc::clone(&opened);
+            tasks.push(tokio::spawn(async move {
+                let (mut s, id) = connect(vip).await;
+                opened.fetch_add(1, Ordering::Relaxed);
+                let msg = format!("conn {i}");
+                s.write_all(msg.as_bytes()).await.unwrap();
+                let mut back = vec![0u8; msg.len()];
+                tokio::time::timeout(STEP, s.read_exact(&mut back))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(back, msg.as_bytes());
+                (s, id)
+            }));
+        }
+        for t in tasks {
+            held.push(
+                tokio::time::timeout(Duration::from_secs(60), t)
+                    .await
+                    .expect("in time")
+                    .expect("connection"),
+            );
+        }
     }
     assert_eq!(opened.load(Ordering::Relaxed), N);
     let active: u32 = reals.iter().map(|r| conns(&d, *r).0).sum();
@@ -594,7 +597,8 @@ async fn a_proxy_protocol_header_tells_the_real_server_who_the_client_is() {
     let port = free_port();
     let vip: SocketAddr = format!("127.0.9.5:{port}").parse().unwrap();
     let real: SocketAddr = format!("127.0.12.1:{port}").parse().unwrap();
-    // The real server answers with the first 28 bytes it receives, hex-encoded.
+    // The real server answers with the first 28 bytes it receives, hex-encoded, then closes
+    // cleanly (it reads the rest first: closing with unread data would send an RST).
     let l = TcpListener::bind(real).await.unwrap();
     tokio::spawn(async move {
         loop {
@@ -606,6 +610,9 @@ async fn a_proxy_protocol_header_tells_the_real_server_who_the_client_is() {
                 if s.read_exact(&mut head).await.is_ok() {
                     let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
                     let _ = s.write_all(hex.as_bytes()).await;
+                    let _ = s.shutdown().await;
+                    let mut rest = Vec::new();
+                    let _ = s.read_to_end(&mut rest).await;
                 }
             });
         }
@@ -683,5 +690,125 @@ async fn a_proxy_protocol_header_tells_the_real_server_who_the_client_is() {
             "Illegal 'proxy-protocol' option with the 'add-server' command\n",
             Some(2)
         )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_service_relays_to_ipv6_real_servers() {
+    let d = proxy();
+    let port = free_port();
+    let vip: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let l1 = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let r1 = l1.local_addr().unwrap();
+    drop(l1);
+    let real = tcp_real(r1, 'S').await;
+    for args in [
+        vec!["-A", "-t", &format!("[::1]:{port}"), "-s", "rr"],
+        vec![
+            "-a",
+            "-t",
+            &format!("[::1]:{port}"),
+            "-r",
+            &real.to_string(),
+            "-m",
+        ],
+    ] {
+        let o = d.ipvsadm(&args);
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    let mut s = tokio::time::timeout(STEP, TcpStream::connect(vip))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut id = [0u8; 2];
+    tokio::time::timeout(STEP, s.read_exact(&mut id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&id, b"S\n");
+    assert!(out(&d.ipvsadm(&["-Ln"])).contains(&format!("TCP  [::1]:{port} rr\n  -> {real}")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_from_the_real_server_reaches_the_client() {
+    let d = proxy();
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.9.6:{port}").parse().unwrap();
+    let real: SocketAddr = format!("127.0.13.1:{port}").parse().unwrap();
+    // A real server that resets every connection once it has read a byte.
+    let l = TcpListener::bind(real).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut b = [0u8; 1];
+                let _ = s.read_exact(&mut b).await;
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            });
+        }
+    });
+    for args in [
+        vec!["-A", "-t", &vip.to_string()],
+        vec!["-a", "-t", &vip.to_string(), "-r", &real.to_string(), "-m"],
+    ] {
+        assert!(d.ipvsadm(&args).status.success());
+    }
+    let mut s = TcpStream::connect(vip).await.unwrap();
+    s.write_all(b"x").await.unwrap();
+    let mut buf = [0u8; 16];
+    let got = tokio::time::timeout(STEP, s.read(&mut buf))
+        .await
+        .expect("the relay ends in time");
+    assert_eq!(
+        got.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "an RST, not a clean close"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_packet_scheduling_schedules_every_datagram() {
+    let d = proxy();
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.9.7:{port}").parse().unwrap();
+    let mut reals = Vec::new();
+    for (i, id) in ["A", "B"].iter().enumerate() {
+        let addr: SocketAddr = format!("127.0.14.{}:{port}", i + 1).parse().unwrap();
+        let s = UdpSocket::bind(addr).await.unwrap();
+        let id = (*id).to_owned();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            while let Ok((_, from)) = s.recv_from(&mut buf).await {
+                let _ = s.send_to(id.as_bytes(), from).await;
+            }
+        });
+        reals.push(addr);
+    }
+    assert!(d
+        .ipvsadm(&["-A", "-u", &vip.to_string(), "-s", "rr", "-o"])
+        .status
+        .success());
+    for r in reals.iter().rev() {
+        assert!(d
+            .ipvsadm(&["-a", "-u", &vip.to_string(), "-r", &r.to_string(), "-m"])
+            .status
+            .success());
+    }
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut seen = String::new();
+    for _ in 0..6 {
+        client.send_to(b"q", vip).await.unwrap();
+        let mut buf = [0u8; 8];
+        let (n, _) = tokio::time::timeout(STEP, client.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    }
+    assert_eq!(
+        seen, "ABABAB",
+        "one client, every datagram scheduled on its own"
     );
 }
