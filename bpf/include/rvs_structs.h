@@ -1,0 +1,69 @@
+/* Structures shared by the XDP program and rvs-xdp (mirrored in crates/rvs-bpf-abi, which
+ * asserts their sizes). Addresses and ports are in network byte order. */
+#ifndef RVS_STRUCTS_H
+#define RVS_STRUCTS_H
+
+#include <linux/types.h>
+
+/* Slots of a service's lookup ring. */
+#define RVS_RING_SIZE 256
+/* Forwarding methods of a dest. */
+#define RVS_FWD_ROUTE 1
+#define RVS_FWD_TUNNEL 2
+
+/* A virtual service: address, port, protocol. */
+struct rvs_svc_key {
+	__u32 addr;
+	__u16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* A service's slot: its ring is rvs_ring[id * RVS_RING_SIZE ...]. */
+struct rvs_svc {
+	__u32 id;
+	__u32 flags;
+};
+
+/* A real server. */
+struct rvs_dest {
+	__u32 addr;
+	__u16 port;
+	__u8 method;
+	__u8 pad;
+	__u8 mac[6];
+	__u16 pad2;
+};
+
+/* A connection (the client's 5-tuple towards the VIP). */
+struct rvs_conn_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* Where a connection goes. */
+struct rvs_conn {
+	__u32 dest;
+	__u32 pad;
+	__u64 last_ns;
+};
+
+/* Per-dest, per-CPU traffic counters. */
+struct rvs_stat {
+	__u64 conns;
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* The director's own addresses: the tunnels' outer source and the frames' source MAC. */
+struct rvs_config {
+	__u32 tunnel_src;
+	__u8 mac[6];
+	__u16 pad;
+};
+
+#endif

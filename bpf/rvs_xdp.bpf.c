@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+/* rvs's XDP data plane: IPv4 TCP/UDP virtual services forwarded by direct routing (the
+ * destination MAC changes) or IP-in-IP tunnelling (an outer IPv4 header to the real server).
+ *
+ * A new flow is scheduled by hashing its 5-tuple into the service's 256-slot ring, which
+ * rvs-xdp fills from the core's dests and weights; the choice is kept in an LRU connection
+ * table, so a flow stays on its dest while the ring changes (quiesced or removed dests get no
+ * new flows, their open flows go on). */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include "include/rvs_structs.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct rvs_svc_key);
+	__type(value, struct rvs_svc);
+} rvs_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024 * RVS_RING_SIZE);
+	__type(key, __u32);
+	__type(value, __u32); /* dest index + 1; 0 = no dest */
+} rvs_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct rvs_dest);
+} rvs_dests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rvs_conn_key);
+	__type(value, struct rvs_conn);
+} rvs_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct rvs_stat);
+} rvs_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rvs_config);
+} rvs_config SEC(".maps");
+
+/* The murmur3 finaliser: Linux prefers even ephemeral ports, so a weak mix would pin flows. */
+static __always_inline __u32 mix(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* The checksum of a 20-byte IPv4 header whose check field is zero. */
+static __always_inline __u16 ipv4_csum(struct iphdr *ip)
+{
+	__u16 *p = (__u16 *)ip;
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += p[i];
+	return csum_fold(sum);
+}
+
+SEC("xdp")
+int rvs_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || ip->ihl != 5)
+		return XDP_PASS;
+	if (ip->frag_off & bpf_htons(0x3fff)) /* fragments are left to the kernel */
+		return XDP_PASS;
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return XDP_PASS;
+	__u16 *ports = (void *)(ip + 1);
+	if ((void *)(ports + 2) > data_end)
+		return XDP_PASS;
+
+	struct rvs_svc_key sk = { .addr = ip->daddr, .port = ports[1], .proto = ip->protocol };
+	struct rvs_svc *svc = bpf_map_lookup_elem(&rvs_services, &sk);
+	if (!svc)
+		return XDP_PASS;
+
+	struct rvs_conn_key ck = {
+		.saddr = ip->saddr, .daddr = ip->daddr,
+		.sport = ports[0], .dport = ports[1], .proto = ip->protocol,
+	};
+	__u32 dest_id;
+	int new_conn = 0;
+	struct rvs_conn *conn = bpf_map_lookup_elem(&rvs_conns, &ck);
+	if (conn) {
+		dest_id = conn->dest;
+		conn->last_ns = bpf_ktime_get_ns();
+	} else {
+		__u32 h = mix(ck.saddr ^ mix(((__u32)ck.sport << 16) | ck.dport) ^ mix(ck.daddr + ck.proto));
+		__u32 slot = svc->id * RVS_RING_SIZE + (h & (RVS_RING_SIZE - 1));
+		__u32 *pick = bpf_map_lookup_elem(&rvs_ring, &slot);
+		if (!pick || *pick == 0)
+			return XDP_DROP; /* no dest available, as IPVS drops */
+		dest_id = *pick - 1;
+		struct rvs_conn c = { .dest = dest_id, .last_ns = bpf_ktime_get_ns() };
+		bpf_map_update_elem(&rvs_conns, &ck, &c, BPF_ANY);
+		new_conn = 1;
+	}
+	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &dest_id);
+	__u32 zero = 0;
+	struct rvs_config *cfg = bpf_map_lookup_elem(&rvs_config, &zero);
+	if (!d || !cfg || d->method == 0)
+		return XDP_DROP;
+	struct rvs_stat *st = bpf_map_lookup_elem(&rvs_stats, &dest_id);
+	if (st) {
+		st->conns += new_conn;
+		st->packets += 1;
+		st->bytes += (__u64)(data_end - data);
+	}
+
+	if (d->method == RVS_FWD_ROUTE) {
+		__builtin_memcpy(eth->h_dest, d->mac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
+		return XDP_TX;
+	}
+
+	/* IP-in-IP: room for an outer IPv4 header between the Ethernet header and the packet. */
+	__u16 inner_len = bpf_ntohs(ip->tot_len);
+	__u8 tos = ip->tos;
+	if (bpf_xdp_adjust_head(ctx, 0 - (int)sizeof(struct iphdr)))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *neth = data;
+	struct iphdr *outer = (void *)(neth + 1);
+	if ((void *)(outer + 1) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(neth->h_dest, d->mac, ETH_ALEN);
+	__builtin_memcpy(neth->h_source, cfg->mac, ETH_ALEN);
+	neth->h_proto = bpf_htons(ETH_P_IP);
+	outer->version = 4;
+	outer->ihl = 5;
+	outer->tos = tos;
+	outer->tot_len = bpf_htons(inner_len + sizeof(struct iphdr));
+	outer->id = 0;
+	outer->frag_off = 0;
+	outer->ttl = 64;
+	outer->protocol = IPPROTO_IPIP;
+	outer->check = 0;
+	outer->saddr = cfg->tunnel_src;
+	outer->daddr = d->addr;
+	outer->check = ipv4_csum(outer);
+	return XDP_TX;
+}
+
+char _license[] SEC("license") = "GPL";

@@ -1,0 +1,136 @@
+//! The data shared by rvs's BPF programs and their Rust loader: `#[repr(C)]` mirrors of
+//! `bpf/include/rvs_structs.h`, with their sizes checked at compile time. Addresses and ports
+//! are in network byte order, as the programs read them from packets.
+
+#![no_std]
+#![deny(missing_docs)]
+
+/// Slots of a service's lookup ring (`RVS_RING_SIZE`).
+pub const RING_SIZE: u32 = 256;
+/// Services the maps hold (`rvs_services` max entries).
+pub const MAX_SERVICES: u32 = 1024;
+/// Dests the maps hold (`rvs_dests` max entries).
+pub const MAX_DESTS: u32 = 65536;
+/// `RVS_FWD_ROUTE`: direct routing.
+pub const FWD_ROUTE: u8 = 1;
+/// `RVS_FWD_TUNNEL`: IP-in-IP.
+pub const FWD_TUNNEL: u8 = 2;
+
+/// `struct rvs_svc_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SvcKey {
+    /// Virtual address.
+    pub addr: u32,
+    /// Virtual port.
+    pub port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Zero.
+    pub pad: u8,
+}
+
+/// `struct rvs_svc`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Svc {
+    /// The service's ring: slots `id * RING_SIZE ..`.
+    pub id: u32,
+    /// Reserved.
+    pub flags: u32,
+}
+
+/// `struct rvs_dest`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dest {
+    /// Real server address.
+    pub addr: u32,
+    /// Real server port.
+    pub port: u16,
+    /// [`FWD_ROUTE`] or [`FWD_TUNNEL`]; 0 = unused.
+    pub method: u8,
+    /// Zero.
+    pub pad: u8,
+    /// The next hop's MAC address.
+    pub mac: [u8; 6],
+    /// Zero.
+    pub pad2: u16,
+}
+
+/// `struct rvs_conn_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ConnKey {
+    /// Client address.
+    pub saddr: u32,
+    /// Virtual address.
+    pub daddr: u32,
+    /// Client port.
+    pub sport: u16,
+    /// Virtual port.
+    pub dport: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+}
+
+/// `struct rvs_conn`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Conn {
+    /// The dest's index.
+    pub dest: u32,
+    /// Zero.
+    pub pad: u32,
+    /// Last packet, `bpf_ktime_get_ns`.
+    pub last_ns: u64,
+}
+
+/// `struct rvs_stat`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stat {
+    /// New connections.
+    pub conns: u64,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// `struct rvs_config`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Config {
+    /// The outer source address of tunnels.
+    pub tunnel_src: u32,
+    /// The director's MAC address (the frames' new source).
+    pub mac: [u8; 6],
+    /// Zero.
+    pub pad: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<SvcKey>() == 8);
+const _: () = assert!(core::mem::size_of::<Svc>() == 8);
+const _: () = assert!(core::mem::size_of::<Dest>() == 16);
+const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
+const _: () = assert!(core::mem::size_of::<Conn>() == 16);
+const _: () = assert!(core::mem::size_of::<Stat>() == 24);
+const _: () = assert!(core::mem::size_of::<Config>() == 12);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: every type here is #[repr(C)], Copy, made only of integers and byte arrays, with
+    // explicit padding fields, so any bit pattern is valid and there are no implicit holes.
+    #![allow(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
+    use super::{Config, Conn, ConnKey, Dest, Stat, Svc, SvcKey};
+    unsafe impl aya::Pod for SvcKey {}
+    unsafe impl aya::Pod for Svc {}
+    unsafe impl aya::Pod for Dest {}
+    unsafe impl aya::Pod for ConnKey {}
+    unsafe impl aya::Pod for Conn {}
+    unsafe impl aya::Pod for Stat {}
+    unsafe impl aya::Pod for Config {}
+}

@@ -1,0 +1,31 @@
+//! The XDP data plane: BPF programs in C (`bpf/`), compiled by build.rs with clang, loaded and
+//! fed by Rust with aya. It forwards IPv4 TCP and UDP services by direct routing (the frame's
+//! destination MAC changes) and by IP-in-IP tunnelling, at the driver, without the kernel's
+//! stack.
+//!
+//! What is built so far, and what is not: see `docs/architecture.md`. In short, new flows are
+//! scheduled by a source-hash ring that Rust fills from the core's dests and weights (for every
+//! scheduler), flows stick through an LRU connection table, and NAT, IPv6, fwmark services and
+//! the connection-counting schedulers are refused with a message.
+
+#![deny(missing_docs)]
+
+pub mod neighbors;
+pub mod plane;
+pub mod ring;
+
+pub use plane::{DirectorAddr, XdpPlane};
+
+/// The compiled BPF object (empty when rvs was built without clang).
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rvs_xdp.o"));
+
+/// The compiled object, or why there is none.
+///
+/// # Errors
+/// A sentence saying how to get the xdp plane built.
+pub fn object() -> Result<&'static [u8], String> {
+    if OBJECT.is_empty() {
+        return Err("rvs was built without clang and libbpf-dev, so the xdp data plane is missing: apt-get install clang libbpf-dev, then rebuild".to_owned());
+    }
+    Ok(OBJECT)
+}

@@ -1,0 +1,437 @@
+//! The xdp plane: loads the program, keeps a mirror of the table, and writes only the map
+//! entries a change touches (a service's key, its dests, its ring).
+
+use crate::neighbors::Neighbors;
+use crate::ring;
+use aya::maps::{Array, HashMap as BpfHashMap, PerCpuArray};
+use aya::programs::{Xdp, XdpMode};
+use aya::Ebpf;
+use rvs_bpf_abi as abi;
+use rvs_core::{
+    Change, ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DataPlane,
+    DataPlaneError, DestStats, ForwardMethod, Protocol, Rates, ServiceKey, ServiceStats, Table,
+    TunnelKind,
+};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+const NAME: &str = "xdp";
+const PROGRAM: &str = "rvs_xdp";
+
+/// The director's own addresses, written into the program's config.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectorAddr {
+    /// The outer source address of tunnels.
+    pub tunnel_src: Ipv4Addr,
+    /// The MAC address of the interface the program runs on.
+    pub mac: [u8; 6],
+}
+
+/// The xdp plane.
+pub struct XdpPlane {
+    ebpf: Ebpf,
+    table: Table,
+    neighbors: Box<dyn Neighbors>,
+    service_ids: HashMap<ServiceKey, u32>,
+    dest_ids: HashMap<(ServiceKey, SocketAddr), u32>,
+    next_dest: u32,
+}
+
+fn failed(operation: impl Into<String>, e: impl std::fmt::Display) -> DataPlaneError {
+    DataPlaneError::Failed {
+        plane: NAME.to_owned(),
+        operation: operation.into(),
+        message: e.to_string(),
+    }
+}
+
+fn unsupported(what: String, hint: &str) -> DataPlaneError {
+    DataPlaneError::Unsupported {
+        plane: NAME.to_owned(),
+        what,
+        hint: hint.to_owned(),
+    }
+}
+
+fn be32(ip: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(ip.octets())
+}
+
+impl XdpPlane {
+    /// Loads the program (without attaching it anywhere) and writes the director's addresses.
+    ///
+    /// # Errors
+    /// When the object is missing (built without clang) or the kernel refuses it.
+    pub fn load(
+        director: DirectorAddr,
+        neighbors: Box<dyn Neighbors>,
+    ) -> Result<Self, DataPlaneError> {
+        let object = crate::object().map_err(|e| unsupported(e, "--dataplane proxy"))?;
+        let mut ebpf = Ebpf::load(object).map_err(|e| failed("load the BPF object", e))?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| failed("find the XDP program", PROGRAM))?
+            .try_into()
+            .map_err(|e| failed("find the XDP program", e))?;
+        prog.load().map_err(|e| {
+            failed(
+                "load the XDP program (needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON)",
+                e,
+            )
+        })?;
+        let mut plane = Self {
+            ebpf,
+            table: Table::new(),
+            neighbors,
+            service_ids: HashMap::new(),
+            dest_ids: HashMap::new(),
+            next_dest: 0,
+        };
+        let cfg = abi::Config {
+            tunnel_src: be32(director.tunnel_src),
+            mac: director.mac,
+            pad: 0,
+        };
+        plane
+            .array::<abi::Config>("rvs_config")?
+            .set(0, cfg, 0)
+            .map_err(|e| failed("write rvs_config", e))?;
+        Ok(plane)
+    }
+
+    /// Attaches the program to an interface; native mode where the driver has it, generic
+    /// otherwise. Returns the mode used.
+    ///
+    /// # Errors
+    /// When the interface does not exist or refuses both modes.
+    pub fn attach(&mut self, interface: &str) -> Result<XdpMode, DataPlaneError> {
+        let prog = self.program()?;
+        match prog.attach(interface, XdpMode::Driver) {
+            Ok(_) => Ok(XdpMode::Driver),
+            Err(native) => prog
+                .attach(interface, XdpMode::Skb)
+                .map(|_| XdpMode::Skb)
+                .map_err(|e| failed(format!("attach to {interface} (native: {native})"), e)),
+        }
+    }
+
+    /// The loaded program (for BPF_PROG_TEST_RUN in tests).
+    ///
+    /// # Errors
+    /// Never once loaded.
+    pub fn program(&mut self) -> Result<&mut Xdp, DataPlaneError> {
+        self.ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| failed("find the XDP program", PROGRAM))?
+            .try_into()
+            .map_err(|e| failed("find the XDP program", e))
+    }
+
+    fn array<V: aya::Pod>(
+        &mut self,
+        name: &str,
+    ) -> Result<Array<&mut aya::maps::MapData, V>, DataPlaneError> {
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or_else(|| failed(format!("find map {name}"), "missing"))?;
+        Array::try_from(map).map_err(|e| failed(format!("open map {name}"), e))
+    }
+
+    fn services_map(
+        &mut self,
+    ) -> Result<BpfHashMap<&mut aya::maps::MapData, abi::SvcKey, abi::Svc>, DataPlaneError> {
+        let map = self
+            .ebpf
+            .map_mut("rvs_services")
+            .ok_or_else(|| failed("find map rvs_services", "missing"))?;
+        BpfHashMap::try_from(map).map_err(|e| failed("open map rvs_services", e))
+    }
+
+    fn svc_key(key: &ServiceKey) -> Option<abi::SvcKey> {
+        match key {
+            ServiceKey::Inet {
+                protocol,
+                addr: SocketAddr::V4(a),
+            } => Some(abi::SvcKey {
+                addr: be32(*a.ip()),
+                port: a.port().to_be(),
+                proto: protocol.number(),
+                pad: 0,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Rewrites everything the program knows of one service: its key, dests and ring.
+    fn sync_service(&mut self, key: ServiceKey) -> Result<(), DataPlaneError> {
+        let Some(sk) = Self::svc_key(&key) else {
+            return Ok(());
+        };
+        let Some(service) = self.table.service(&key) else {
+            // Removed: forget the key and empty its ring (open flows keep their dests).
+            if let Some(id) = self.service_ids.remove(&key) {
+                let _ = self.services_map()?.remove(&sk);
+                let mut ringmap = self.array::<u32>("rvs_ring")?;
+                for slot in 0..abi::RING_SIZE {
+                    let _ = ringmap.set(id * abi::RING_SIZE + slot, 0, 0);
+                }
+            }
+            return Ok(());
+        };
+        let dests: Vec<(SocketAddr, ForwardMethod, u32)> = service
+            .dests()
+            .iter()
+            .map(|d| (d.addr(), d.config.forward, d.weight()))
+            .collect();
+        let id = match self.service_ids.get(&key) {
+            Some(id) => *id,
+            None => {
+                let used: std::collections::HashSet<u32> =
+                    self.service_ids.values().copied().collect();
+                let id = (0..abi::MAX_SERVICES)
+                    .find(|i| !used.contains(i))
+                    .ok_or_else(|| failed("add a service", "the service map is full"))?;
+                self.service_ids.insert(key, id);
+                id
+            }
+        };
+        let mut weighted = Vec::new();
+        for (addr, forward, weight) in dests {
+            let SocketAddr::V4(a) = addr else { continue };
+            let dest_id = match self.dest_ids.get(&(key, addr)) {
+                Some(d) => *d,
+                None => {
+                    let d = self.next_dest;
+                    if d >= abi::MAX_DESTS {
+                        return Err(failed("add a dest", "the dest map is full"));
+                    }
+                    self.next_dest += 1;
+                    self.dest_ids.insert((key, addr), d);
+                    d
+                }
+            };
+            let mac = self.neighbors.mac(*a.ip()).ok_or_else(|| {
+                failed(
+                    format!("find the MAC address of real server {}", a.ip()),
+                    "no neighbour entry (is it on a directly connected link?)",
+                )
+            })?;
+            let method = if matches!(forward, ForwardMethod::Tunnel(_)) {
+                abi::FWD_TUNNEL
+            } else {
+                abi::FWD_ROUTE
+            };
+            let entry = abi::Dest {
+                addr: be32(*a.ip()),
+                port: a.port().to_be(),
+                method,
+                pad: 0,
+                mac,
+                pad2: 0,
+            };
+            self.array::<abi::Dest>("rvs_dests")?
+                .set(dest_id, entry, 0)
+                .map_err(|e| failed("write rvs_dests", e))?;
+            weighted.push((dest_id, weight));
+        }
+        let slots = ring::fill(&weighted);
+        let mut ringmap = self.array::<u32>("rvs_ring")?;
+        for (slot, value) in slots.iter().enumerate() {
+            let index = id * abi::RING_SIZE + u32::try_from(slot).unwrap_or(0);
+            ringmap
+                .set(index, *value, 0)
+                .map_err(|e| failed("write rvs_ring", e))?;
+        }
+        self.services_map()?
+            .insert(sk, abi::Svc { id, flags: 0 }, 0)
+            .map_err(|e| failed("write rvs_services", e))?;
+        Ok(())
+    }
+
+    fn dest_stat(&self, id: u32) -> abi::Stat {
+        let Some(map) = self.ebpf.map("rvs_stats") else {
+            return abi::Stat::default();
+        };
+        let Ok(per_cpu) = PerCpuArray::<_, abi::Stat>::try_from(map) else {
+            return abi::Stat::default();
+        };
+        per_cpu.get(&id, 0).map_or_else(
+            |_| abi::Stat::default(),
+            |values| {
+                values.iter().fold(abi::Stat::default(), |a, v| abi::Stat {
+                    conns: a.conns + v.conns,
+                    packets: a.packets + v.packets,
+                    bytes: a.bytes + v.bytes,
+                })
+            },
+        )
+    }
+}
+
+impl DataPlane for XdpPlane {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check(&self, changes: &[Change]) -> Result<(), DataPlaneError> {
+        for c in changes {
+            match c {
+                Change::ServiceAdded(s) | Change::ServiceEdited(s) => {
+                    match s.key {
+                        ServiceKey::Inet {
+                            protocol: Protocol::Tcp | Protocol::Udp,
+                            addr: SocketAddr::V4(a),
+                        } if a.port() != 0 => {}
+                        ServiceKey::FwMark { mark, .. } => {
+                            return Err(unsupported(
+                                format!("serve firewall-mark service FWM {mark} yet"),
+                                "an address service",
+                            ))
+                        }
+                        other => return Err(unsupported(
+                            format!(
+                                "serve {other} yet (IPv4 TCP and UDP services on one port only)"
+                            ),
+                            "--dataplane proxy",
+                        )),
+                    }
+                }
+                Change::DestAdded { dest, .. } | Change::DestEdited { dest, .. } => {
+                    if !dest.addr.is_ipv4() {
+                        return Err(unsupported(
+                            format!("forward to IPv6 real server {} yet", dest.addr),
+                            "an IPv4 real server",
+                        ));
+                    }
+                    match dest.forward {
+                        ForwardMethod::Masq => {
+                            return Err(unsupported(
+                                format!("masquerade (-m) to real server {} yet", dest.addr),
+                                "direct routing (-g), tunnelling (-i), or --dataplane proxy",
+                            ))
+                        }
+                        ForwardMethod::Tunnel(t) if t.kind != TunnelKind::Ipip => {
+                            return Err(unsupported(
+                                format!(
+                                    "tunnel to real server {} with {:?} yet",
+                                    dest.addr, t.kind
+                                ),
+                                "--tun-type ipip",
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, changes: &[Change]) -> Result<(), DataPlaneError> {
+        self.check(changes)?;
+        let mut touched = Vec::new();
+        for c in changes {
+            self.table
+                .apply_change(c)
+                .map_err(|e| failed("mirror the table", e))?;
+            let key = match c {
+                Change::ServiceAdded(s) | Change::ServiceEdited(s) => Some(s.key),
+                Change::ServiceRemoved { service }
+                | Change::DestAdded { service, .. }
+                | Change::DestEdited { service, .. }
+                | Change::DestRemoved { service, .. } => Some(*service),
+                _ => None,
+            };
+            if let Some(k) = key {
+                if !touched.contains(&k) {
+                    touched.push(k);
+                }
+            }
+        }
+        for key in touched {
+            self.sync_service(key)?;
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Vec<ServiceStats> {
+        self.table
+            .services()
+            .map(|s| {
+                let dests: Vec<DestStats> = s
+                    .dests()
+                    .iter()
+                    .map(|d| {
+                        let st = self
+                            .dest_ids
+                            .get(&(s.key(), d.addr()))
+                            .map(|id| self.dest_stat(*id))
+                            .unwrap_or_default();
+                        DestStats {
+                            addr: d.addr(),
+                            conns: ConnCounts::default(),
+                            counters: Counters {
+                                conns: st.conns,
+                                in_pkts: st.packets,
+                                in_bytes: st.bytes,
+                                ..Counters::default()
+                            },
+                            rates: Rates::default(),
+                        }
+                    })
+                    .collect();
+                let mut total = Counters::default();
+                for d in &dests {
+                    total += d.counters;
+                }
+                ServiceStats {
+                    service: s.key(),
+                    counters: total,
+                    rates: Rates::default(),
+                    dests,
+                }
+            })
+            .collect()
+    }
+
+    fn connections(&self) -> Vec<ConnectionEntry> {
+        let Some(map) = self.ebpf.map("rvs_conns") else {
+            return Vec::new();
+        };
+        let Ok(conns) = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map) else {
+            return Vec::new();
+        };
+        let by_id: HashMap<u32, SocketAddr> =
+            self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
+        conns
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(k, v)| {
+                let protocol = if k.proto == 6 {
+                    Protocol::Tcp
+                } else {
+                    Protocol::Udp
+                };
+                let ip = |a: u32| IpAddr::V4(Ipv4Addr::from(a.to_ne_bytes()));
+                Some(ConnectionEntry {
+                    client: SocketAddr::new(ip(k.saddr), u16::from_be(k.sport)),
+                    virtual_: ConnVirtual::Addr {
+                        protocol,
+                        addr: SocketAddr::new(ip(k.daddr), u16::from_be(k.dport)),
+                    },
+                    dest: *by_id.get(&v.dest)?,
+                    state: if protocol == Protocol::Udp {
+                        ConnState::Udp
+                    } else {
+                        ConnState::Established
+                    },
+                    expires_secs: 0,
+                    pe_name: None,
+                    pe_data: None,
+                })
+            })
+            .collect()
+    }
+}

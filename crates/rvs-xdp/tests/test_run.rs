@@ -1,0 +1,262 @@
+//! The XDP program run on crafted packets with BPF_PROG_TEST_RUN, after the plane wrote its maps
+//! from real `Change`s. Needs root (loading BPF); skipped with a message otherwise.
+
+use aya::programs::TestRun;
+use aya::programs::TestRunOptions;
+use rvs_core::{
+    Change, DataPlane, DestConfig, ForwardMethod, SchedulerKind, ServiceConfig, ServiceKey, Tunnel,
+};
+use rvs_xdp::neighbors::Neighbors;
+use rvs_xdp::{DirectorAddr, XdpPlane};
+use std::net::{Ipv4Addr, SocketAddr};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const DIRECTOR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xd1];
+const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xc1];
+
+/// Real servers' MACs: 02:00:00:00:01:<last octet of the address>.
+struct FakeNeighbors;
+impl Neighbors for FakeNeighbors {
+    fn mac(&self, ip: Ipv4Addr) -> Option<[u8; 6]> {
+        Some([2, 0, 0, 0, 1, ip.octets()[3]])
+    }
+}
+
+fn can_run() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        eprintln!("skipped: loading BPF programs needs root");
+        return false;
+    }
+    if let Err(e) = rvs_xdp::object() {
+        eprintln!("skipped: {e}");
+        return false;
+    }
+    true
+}
+
+fn plane() -> XdpPlane {
+    let director = DirectorAddr {
+        tunnel_src: "198.18.0.254".parse().unwrap(),
+        mac: DIRECTOR_MAC,
+    };
+    XdpPlane::load(director, Box::new(FakeNeighbors)).expect("the program loads")
+}
+
+fn vip() -> ServiceKey {
+    ServiceKey::tcp("198.18.0.1:80".parse().unwrap())
+}
+
+fn add(plane: &mut XdpPlane, dests: &[(&str, ForwardMethod, u32)]) {
+    let mut changes = vec![Change::ServiceAdded(
+        ServiceConfig::new(vip()).with_scheduler(SchedulerKind::Rr),
+    )];
+    for (addr, fwd, w) in dests {
+        let dest = DestConfig::new(addr.parse().unwrap(), *fwd).with_weight(*w);
+        changes.push(Change::DestAdded {
+            service: vip(),
+            dest,
+        });
+    }
+    plane.apply(&changes).expect("changes apply");
+}
+
+fn ipv4_checksum(h: &[u8]) -> u16 {
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An Ethernet + IPv4 + TCP SYN frame from `client` to `dst`.
+fn syn(client: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    let (SocketAddr::V4(c), SocketAddr::V4(d)) = (client, dst) else {
+        panic!("v4 only")
+    };
+    let mut p = Vec::new();
+    p.extend_from_slice(&DIRECTOR_MAC);
+    p.extend_from_slice(&CLIENT_MAC);
+    p.extend_from_slice(&0x0800u16.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    ip.extend_from_slice(&c.ip().octets());
+    ip.extend_from_slice(&d.ip().octets());
+    let ck = ipv4_checksum(&ip);
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    p.extend_from_slice(&ip);
+    p.extend_from_slice(&c.port().to_be_bytes());
+    p.extend_from_slice(&d.port().to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    p
+}
+
+fn run(plane: &mut XdpPlane, input: &[u8]) -> (u32, Vec<u8>) {
+    let mut out = vec![0u8; input.len() + 64];
+    let r = plane
+        .program()
+        .unwrap()
+        .test_run(TestRunOptions {
+            data_in: Some(input),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        })
+        .expect("test run");
+    out.truncate(r.data_size_out as usize);
+    (r.return_value, out)
+}
+
+fn client(port: u16) -> SocketAddr {
+    SocketAddr::from(([198, 18, 9, 9], port))
+}
+
+#[test]
+fn traffic_for_no_service_passes_to_the_kernel() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    add(&mut p, &[("198.18.1.2:80", ForwardMethod::Route, 1)]);
+    let (verdict, _) = run(&mut p, &syn(client(4000), "198.18.0.1:81".parse().unwrap()));
+    assert_eq!(verdict, XDP_PASS);
+    let (verdict, _) = run(&mut p, &syn(client(4000), "198.18.0.2:80".parse().unwrap()));
+    assert_eq!(verdict, XDP_PASS);
+}
+
+#[test]
+fn direct_routing_changes_only_the_macs() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    add(&mut p, &[("198.18.1.2:80", ForwardMethod::Route, 1)]);
+    let input = syn(client(4000), "198.18.0.1:80".parse().unwrap());
+    let (verdict, out) = run(&mut p, &input);
+    assert_eq!(verdict, XDP_TX);
+    assert_eq!(&out[0..6], &[2, 0, 0, 0, 1, 2], "to the real server's MAC");
+    assert_eq!(&out[6..12], &DIRECTOR_MAC, "from the director's MAC");
+    assert_eq!(
+        &out[12..],
+        &input[12..],
+        "IP and TCP untouched (the real server holds the VIP)"
+    );
+    let stats = p.stats();
+    assert_eq!(stats[0].dests[0].counters.in_pkts, 1);
+    assert_eq!(stats[0].dests[0].counters.conns, 1);
+}
+
+#[test]
+fn tunnelling_wraps_the_packet_in_an_outer_ipv4_header() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    add(
+        &mut p,
+        &[("198.18.1.3:80", ForwardMethod::Tunnel(Tunnel::IPIP), 1)],
+    );
+    let input = syn(client(4001), "198.18.0.1:80".parse().unwrap());
+    let (verdict, out) = run(&mut p, &input);
+    assert_eq!(verdict, XDP_TX);
+    assert_eq!(out.len(), input.len() + 20);
+    assert_eq!(&out[0..6], &[2, 0, 0, 0, 1, 3]);
+    let outer = &out[14..34];
+    assert_eq!(outer[0], 0x45);
+    assert_eq!(
+        u16::from_be_bytes([outer[2], outer[3]]),
+        60,
+        "outer length covers the inner packet"
+    );
+    assert_eq!(outer[9], 4, "IP-in-IP");
+    assert_eq!(&outer[12..16], &[198, 18, 0, 254], "from the director");
+    assert_eq!(&outer[16..20], &[198, 18, 1, 3], "to the real server");
+    assert_eq!(ipv4_checksum(outer), 0, "the outer checksum verifies");
+    assert_eq!(&out[34..], &input[14..], "the inner packet is intact");
+}
+
+#[test]
+fn flows_spread_over_dests_stick_to_theirs_and_leave_quiesced_ones_alone() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    add(
+        &mut p,
+        &[
+            ("198.18.1.2:80", ForwardMethod::Route, 1),
+            ("198.18.1.3:80", ForwardMethod::Route, 1),
+        ],
+    );
+    let to: SocketAddr = "198.18.0.1:80".parse().unwrap();
+    let dest_of = |p: &mut XdpPlane, port| run(p, &syn(client(port), to)).1[5];
+    let first: Vec<u8> = (40000..40064).map(|port| dest_of(&mut p, port)).collect();
+    assert!(
+        first.contains(&2) && first.contains(&3),
+        "64 flows reach both real servers"
+    );
+    let again: Vec<u8> = (40000..40064).map(|port| dest_of(&mut p, port)).collect();
+    assert_eq!(first, again, "a flow stays on its real server");
+    // Quiesce .2: its flows go on, new flows avoid it.
+    let dest =
+        DestConfig::new("198.18.1.2:80".parse().unwrap(), ForwardMethod::Route).with_weight(0);
+    p.apply(&[Change::DestEdited {
+        service: vip(),
+        dest,
+    }])
+    .unwrap();
+    let after: Vec<u8> = (40000..40064).map(|port| dest_of(&mut p, port)).collect();
+    assert_eq!(first, after, "open flows keep their real server");
+    let fresh: Vec<u8> = (50000..50064).map(|port| dest_of(&mut p, port)).collect();
+    assert!(
+        fresh.iter().all(|&d| d == 3),
+        "new flows avoid the quiesced real server"
+    );
+}
+
+#[test]
+fn a_service_without_available_dests_drops_new_flows() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    add(&mut p, &[("198.18.1.2:80", ForwardMethod::Route, 0)]);
+    let (verdict, _) = run(&mut p, &syn(client(4002), "198.18.0.1:80".parse().unwrap()));
+    assert_eq!(verdict, XDP_DROP);
+}
+
+#[test]
+fn what_the_plane_cannot_do_is_refused_with_its_reason() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    add(&mut p, &[]);
+    let dest = DestConfig::new("198.18.1.9:80".parse().unwrap(), ForwardMethod::Masq);
+    let e = p
+        .apply(&[Change::DestAdded {
+            service: vip(),
+            dest,
+        }])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("masquerade") && e.contains("--dataplane proxy"),
+        "{e}"
+    );
+    let e = p
+        .check(&[Change::ServiceAdded(ServiceConfig::new(ServiceKey::tcp(
+            "[2001:db8::1]:80".parse().unwrap(),
+        )))])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("IPv4"), "{e}");
+}
