@@ -57,7 +57,68 @@ fn be32(ip: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(ip.octets())
 }
 
+impl DirectorAddr {
+    /// The MAC address and first IPv4 address of an interface.
+    ///
+    /// # Errors
+    /// When the interface does not exist or has no IPv4 address.
+    pub fn of_interface(interface: &str) -> Result<Self, DataPlaneError> {
+        let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/address"))
+            .map_err(|e| failed(format!("read the MAC address of {interface}"), e))?;
+        let mut mac = [0u8; 6];
+        let parts: Vec<&str> = text.trim().split(':').collect();
+        if parts.len() != 6 {
+            return Err(failed(
+                format!("read the MAC address of {interface}"),
+                text.trim(),
+            ));
+        }
+        for (m, p) in mac.iter_mut().zip(parts) {
+            *m = u8::from_str_radix(p, 16)
+                .map_err(|e| failed(format!("read the MAC address of {interface}"), e))?;
+        }
+        let addrs =
+            nix::ifaddrs::getifaddrs().map_err(|e| failed("list interface addresses", e))?;
+        let tunnel_src = addrs
+            .filter(|a| a.interface_name == interface)
+            .find_map(|a| {
+                a.address
+                    .and_then(|s| s.as_sockaddr_in().map(|sin| sin.ip()))
+            })
+            .ok_or_else(|| {
+                failed(
+                    format!("find an IPv4 address on {interface}"),
+                    "none is configured",
+                )
+            })?;
+        Ok(Self { tunnel_src, mac })
+    }
+}
+
 impl XdpPlane {
+    /// Loads the program and attaches it to every interface (the first one's addresses are the
+    /// director's), logging the XDP mode each got.
+    ///
+    /// # Errors
+    /// When loading or any attach fails.
+    pub fn for_interfaces(interfaces: &[String]) -> Result<Self, DataPlaneError> {
+        let first = interfaces.first().ok_or_else(|| {
+            unsupported(
+                "run without an interface".to_owned(),
+                "--interface IF (repeatable)",
+            )
+        })?;
+        let mut plane = Self::load(
+            DirectorAddr::of_interface(first)?,
+            Box::new(crate::neighbors::ProcArp),
+        )?;
+        for interface in interfaces {
+            let mode = plane.attach(interface)?;
+            tracing::info!(%interface, ?mode, "XDP program attached");
+        }
+        Ok(plane)
+    }
+
     /// Loads the program (without attaching it anywhere) and writes the director's addresses.
     ///
     /// # Errors
@@ -277,26 +338,26 @@ impl DataPlane for XdpPlane {
     fn check(&self, changes: &[Change]) -> Result<(), DataPlaneError> {
         for c in changes {
             match c {
-                Change::ServiceAdded(s) | Change::ServiceEdited(s) => {
-                    match s.key {
-                        ServiceKey::Inet {
-                            protocol: Protocol::Tcp | Protocol::Udp,
-                            addr: SocketAddr::V4(a),
-                        } if a.port() != 0 => {}
-                        ServiceKey::FwMark { mark, .. } => {
-                            return Err(unsupported(
-                                format!("serve firewall-mark service FWM {mark} yet"),
-                                "an address service",
-                            ))
-                        }
-                        other => return Err(unsupported(
+                Change::ServiceAdded(s) | Change::ServiceEdited(s) => match s.key {
+                    ServiceKey::Inet {
+                        protocol: Protocol::Tcp | Protocol::Udp,
+                        addr: SocketAddr::V4(a),
+                    } if a.port() != 0 => {}
+                    ServiceKey::FwMark { mark, .. } => {
+                        return Err(unsupported(
+                            format!("serve firewall-mark service FWM {mark} yet"),
+                            "an address service",
+                        ))
+                    }
+                    other => {
+                        return Err(unsupported(
                             format!(
                                 "serve {other} yet (IPv4 TCP and UDP services on one port only)"
                             ),
                             "--dataplane proxy",
-                        )),
+                        ))
                     }
-                }
+                },
                 Change::DestAdded { dest, .. } | Change::DestEdited { dest, .. } => {
                     if !dest.addr.is_ipv4() {
                         return Err(unsupported(

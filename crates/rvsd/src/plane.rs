@@ -33,7 +33,7 @@ impl FromStr for PlaneKind {
 ///
 /// # Errors
 /// A sentence saying why the plane cannot run here.
-pub fn build(kind: PlaneKind) -> Result<Box<dyn DataPlane>, String> {
+pub fn build(kind: PlaneKind, interfaces: &[String]) -> Result<Box<dyn DataPlane>, String> {
     match kind {
         PlaneKind::None => Ok(Box::new(NonePlane)),
         PlaneKind::Proxy => {
@@ -41,7 +41,9 @@ pub fn build(kind: PlaneKind) -> Result<Box<dyn DataPlane>, String> {
                 .map_err(|_| "the proxy data plane needs the async runtime".to_owned())?;
             Ok(Box::new(rvs_proxy::ProxyPlane::new(runtime, 2)))
         }
-        PlaneKind::Xdp => Err("the xdp data plane is not part of this build yet; use --dataplane proxy (userspace, no root) or none".to_owned()),
+        PlaneKind::Xdp => rvs_xdp::XdpPlane::for_interfaces(interfaces)
+            .map(|p| Box::new(p) as Box<dyn DataPlane>)
+            .map_err(|e| e.to_string()),
     }
 }
 

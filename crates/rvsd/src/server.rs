@@ -116,7 +116,7 @@ pub async fn run_until(
     opts: Options,
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let plane = plane::build(opts.dataplane).map_err(ServeError::Plane)?;
+    let plane = plane::build(opts.dataplane, &opts.interfaces).map_err(ServeError::Plane)?;
     let store = StateStore::open(&opts.state_dir)?;
     let token = opts
         .api
