@@ -14,6 +14,7 @@ pub mod neighbors;
 pub mod plane;
 pub mod ring;
 
+pub use aya::programs::XdpMode;
 pub use plane::{DirectorAddr, XdpPlane};
 
 /// The compiled BPF object (empty when rvs was built without clang).

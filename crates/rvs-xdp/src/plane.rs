@@ -97,11 +97,16 @@ impl DirectorAddr {
 
 impl XdpPlane {
     /// Loads the program and attaches it to every interface (the first one's addresses are the
-    /// director's), logging the XDP mode each got.
+    /// director's) in `mode`, or native where the driver has it and generic otherwise, logging
+    /// the mode each got. (On veth, native XDP_TX needs an XDP program on the peer; generic
+    /// mode does not.)
     ///
     /// # Errors
     /// When loading or any attach fails.
-    pub fn for_interfaces(interfaces: &[String]) -> Result<Self, DataPlaneError> {
+    pub fn for_interfaces(
+        interfaces: &[String],
+        mode: Option<XdpMode>,
+    ) -> Result<Self, DataPlaneError> {
         let first = interfaces.first().ok_or_else(|| {
             unsupported(
                 "run without an interface".to_owned(),
@@ -113,7 +118,16 @@ impl XdpPlane {
             Box::new(crate::neighbors::ProcArp),
         )?;
         for interface in interfaces {
-            let mode = plane.attach(interface)?;
+            let mode = match mode {
+                None => plane.attach(interface)?,
+                Some(m) => {
+                    plane
+                        .program()?
+                        .attach(interface, m)
+                        .map_err(|e| failed(format!("attach to {interface} in {m:?} mode"), e))?;
+                    m
+                }
+            };
             tracing::info!(%interface, ?mode, "XDP program attached");
         }
         Ok(plane)

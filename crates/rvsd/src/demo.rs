@@ -110,6 +110,7 @@ pub async fn demo(opts: DemoOptions) -> Result<(), ServeError> {
         control: control.clone(),
         dataplane: PlaneKind::Proxy,
         interfaces: Vec::new(),
+        xdp_mode: None,
         api: None,
         api_token_file: None,
     };

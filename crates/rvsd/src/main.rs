@@ -32,6 +32,9 @@ struct Cli {
     /// Interfaces for the xdp plane (repeatable).
     #[arg(long = "interface", value_name = "IF")]
     interfaces: Vec<String>,
+    /// XDP attach mode: auto (native where the driver has it, else generic), native, generic.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    xdp_mode: String,
     /// Also serve the API on this TCP address (needs --api-token-file).
     #[arg(long, value_name = "ADDR")]
     api: Option<SocketAddr>,
@@ -112,6 +115,7 @@ fn real_main() -> anyhow::Result<()> {
         control: cli.control,
         dataplane: cli.dataplane,
         interfaces: cli.interfaces,
+        xdp_mode: rvsd::plane::xdp_mode(&cli.xdp_mode).map_err(anyhow::Error::msg)?,
         api: cli.api,
         api_token_file: cli.api_token_file,
     };

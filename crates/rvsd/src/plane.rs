@@ -29,11 +29,30 @@ impl FromStr for PlaneKind {
     }
 }
 
+/// Parses `--xdp-mode`: `auto` (native, else generic), `native` or `generic`.
+///
+/// # Errors
+/// A sentence naming the accepted values.
+pub fn xdp_mode(s: &str) -> Result<Option<rvs_xdp::XdpMode>, String> {
+    match s {
+        "auto" => Ok(None),
+        "native" => Ok(Some(rvs_xdp::XdpMode::Driver)),
+        "generic" => Ok(Some(rvs_xdp::XdpMode::Skb)),
+        other => Err(format!(
+            "no XDP mode is named {other:?}; use auto, native or generic"
+        )),
+    }
+}
+
 /// Builds the plane of a kind.
 ///
 /// # Errors
 /// A sentence saying why the plane cannot run here.
-pub fn build(kind: PlaneKind, interfaces: &[String]) -> Result<Box<dyn DataPlane>, String> {
+pub fn build(
+    kind: PlaneKind,
+    interfaces: &[String],
+    xdp_mode: Option<rvs_xdp::XdpMode>,
+) -> Result<Box<dyn DataPlane>, String> {
     match kind {
         PlaneKind::None => Ok(Box::new(NonePlane)),
         PlaneKind::Proxy => {
@@ -41,7 +60,7 @@ pub fn build(kind: PlaneKind, interfaces: &[String]) -> Result<Box<dyn DataPlane
                 .map_err(|_| "the proxy data plane needs the async runtime".to_owned())?;
             Ok(Box::new(rvs_proxy::ProxyPlane::new(runtime, 2)))
         }
-        PlaneKind::Xdp => rvs_xdp::XdpPlane::for_interfaces(interfaces)
+        PlaneKind::Xdp => rvs_xdp::XdpPlane::for_interfaces(interfaces, xdp_mode)
             .map(|p| Box::new(p) as Box<dyn DataPlane>)
             .map_err(|e| e.to_string()),
     }

@@ -25,6 +25,8 @@ pub struct Options {
     pub dataplane: PlaneKind,
     /// `--interface` (xdp plane).
     pub interfaces: Vec<String>,
+    /// `--xdp-mode`: `None` tries native, then generic.
+    pub xdp_mode: Option<rvs_xdp::XdpMode>,
     /// `--api`.
     pub api: Option<SocketAddr>,
     /// `--api-token-file`.
@@ -116,7 +118,8 @@ pub async fn run_until(
     opts: Options,
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let plane = plane::build(opts.dataplane, &opts.interfaces).map_err(ServeError::Plane)?;
+    let plane =
+        plane::build(opts.dataplane, &opts.interfaces, opts.xdp_mode).map_err(ServeError::Plane)?;
     let store = StateStore::open(&opts.state_dir)?;
     let token = opts
         .api
