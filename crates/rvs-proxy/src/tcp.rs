@@ -247,19 +247,25 @@ async fn pump(ctx: Arc<Relay>, from: OwnedReadHalf, mut to: OwnedWriteHalf, inbo
         let step = if bulk {
             match shared.pipes.take() {
                 Ok(pipe) => {
-                    let step =
-                        splice_step(&ctx, &from, &mut to, &pipe, &mut bytes, &mut reads, inbound)
-                            .await;
+                    let step = splice_step(
+                        &ctx,
+                        &from,
+                        &mut to,
+                        &pipe,
+                        (&mut bytes, &mut reads),
+                        inbound,
+                    )
+                    .await;
                     // Every step drains the pipe fully unless it fails, which ends the relay.
                     if !matches!(step, Step::End(End::Reset)) {
                         shared.pipes.give(pipe);
                     }
                     step
                 }
-                Err(_) => copy_step(&ctx, &from, &mut to, &mut bytes, &mut reads, inbound).await,
+                Err(_) => copy_step(&ctx, &from, &mut to, (&mut bytes, &mut reads), inbound).await,
             }
         } else {
-            copy_step(&ctx, &from, &mut to, &mut bytes, &mut reads, inbound).await
+            copy_step(&ctx, &from, &mut to, (&mut bytes, &mut reads), inbound).await
         };
         match step {
             Step::More { full } => bulk |= full,
@@ -292,45 +298,63 @@ enum Step {
     End(End),
 }
 
+/// The input ended: pass the FIN on and mark the relay half-closed.
+async fn fin(ctx: &Relay, to: &mut OwnedWriteHalf) -> Step {
+    let _ = to.shutdown().await;
+    ctx.half_close();
+    Step::End(End::Fin)
+}
+
+/// A read failed: the relay ends with a reset (expected resets are not logged).
+fn read_failed(e: &std::io::Error) -> Step {
+    if e.kind() != ErrorKind::ConnectionReset {
+        tracing::debug!(error = %e, "read failed");
+    }
+    Step::End(End::Reset)
+}
+
+/// `n` bytes were read and handed on (`sent`): count them, flush the counters now and then.
+fn moved(
+    ctx: &Relay,
+    n: usize,
+    sent: std::io::Result<()>,
+    full: bool,
+    counters: (&mut u64, &mut u64),
+    inbound: bool,
+) -> Step {
+    let (bytes, reads) = counters;
+    ctx.entry.touch(ctx.shared.coarse_now());
+    *bytes += n as u64;
+    *reads += 1;
+    if *reads >= FLUSH_READS {
+        ctx.record(inbound, bytes, reads);
+    }
+    match sent {
+        Ok(()) => Step::More { full },
+        Err(e) => {
+            tracing::debug!(error = %e, "write failed");
+            Step::End(End::Reset)
+        }
+    }
+}
+
 /// One step of the copy-free relay: splice what is ready into a pipe, then on to the other side.
 async fn splice_step(
     ctx: &Relay,
     from: &OwnedReadHalf,
     to: &mut OwnedWriteHalf,
     pipe: &crate::splice::Pipe,
-    bytes: &mut u64,
-    reads: &mut u64,
+    counters: (&mut u64, &mut u64),
     inbound: bool,
 ) -> Step {
     match crate::splice::socket_to_pipe(from.as_ref(), pipe) {
         Err(e) if e.kind() == ErrorKind::WouldBlock => Step::More { full: false },
-        Ok(0) => {
-            let _ = to.shutdown().await;
-            ctx.half_close();
-            Step::End(End::Fin)
-        }
+        Ok(0) => fin(ctx, to).await,
         Ok(n) => {
-            ctx.entry.touch(ctx.shared.coarse_now());
-            *bytes += n as u64;
-            *reads += 1;
-            let moved = crate::splice::drain(pipe, to.as_ref(), n).await;
-            if *reads >= FLUSH_READS {
-                ctx.record(inbound, bytes, reads);
-            }
-            match moved {
-                Ok(()) => Step::More { full: true },
-                Err(e) => {
-                    tracing::debug!(error = %e, "splice to the other side failed");
-                    Step::End(End::Reset)
-                }
-            }
+            let sent = crate::splice::drain(pipe, to.as_ref(), n).await;
+            moved(ctx, n, sent, true, counters, inbound)
         }
-        Err(e) => {
-            if e.kind() != ErrorKind::ConnectionReset {
-                tracing::debug!(error = %e, "splice from the socket failed");
-            }
-            Step::End(End::Reset)
-        }
+        Err(e) => read_failed(&e),
     }
 }
 
@@ -339,42 +363,18 @@ async fn copy_step(
     ctx: &Relay,
     from: &OwnedReadHalf,
     to: &mut OwnedWriteHalf,
-    bytes: &mut u64,
-    reads: &mut u64,
+    counters: (&mut u64, &mut u64),
     inbound: bool,
 ) -> Step {
     let mut buf = ctx.shared.pool.take();
     let step = match from.try_read(&mut buf) {
         Err(e) if e.kind() == ErrorKind::WouldBlock => Step::More { full: false },
-        Ok(0) => {
-            let _ = to.shutdown().await;
-            ctx.half_close();
-            Step::End(End::Fin)
-        }
+        Ok(0) => fin(ctx, to).await,
         Ok(n) => {
-            ctx.entry.touch(ctx.shared.coarse_now());
-            *bytes += n as u64;
-            *reads += 1;
-            let written = to.write_all(&buf[..n]).await;
-            if *reads >= FLUSH_READS {
-                ctx.record(inbound, bytes, reads);
-            }
-            match written {
-                Ok(()) => Step::More {
-                    full: n == buf.len(),
-                },
-                Err(e) => {
-                    tracing::debug!(error = %e, "write failed");
-                    Step::End(End::Reset)
-                }
-            }
+            let sent = to.write_all(&buf[..n]).await;
+            moved(ctx, n, sent, n == buf.len(), counters, inbound)
         }
-        Err(e) => {
-            if e.kind() != ErrorKind::ConnectionReset {
-                tracing::debug!(error = %e, "read failed");
-            }
-            Step::End(End::Reset)
-        }
+        Err(e) => read_failed(&e),
     };
     ctx.shared.pool.give(buf);
     step

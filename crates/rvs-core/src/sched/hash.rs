@@ -95,21 +95,9 @@ impl Sh {
         let fold = addr_fold(&flow.client.ip());
         let port = if flags.port() { flow.client.port() } else { 0 };
         let ihash = sh_bucket(fold, port, 0);
-        let first = self.table[ihash]? as usize;
-        if dests[first].available() {
-            return Some(first);
-        }
-        if !flags.fallback() {
-            return None;
-        }
-        for offset in 0..TAB_SIZE {
-            let roffset = u32::try_from((offset + ihash) % TAB_SIZE).unwrap_or(0);
-            let i = self.table[sh_bucket(fold, port, roffset)]? as usize;
-            if dests[i].available() {
-                return Some(i);
-            }
-        }
-        None
+        super::lookup_with_fallback(&self.table, dests, ihash, flags.fallback(), |off| {
+            sh_bucket(fold, port, off)
+        })
     }
 }
 

@@ -133,21 +133,9 @@ impl Mh {
         let fold = addr_fold(&flow.client.ip());
         let port = if flags.port() { flow.client.port() } else { 0 };
         let ihash = hashkey(fold, port, KEY1, 0) as usize % m;
-        let first = self.table[ihash]? as usize;
-        if dests[first].available() {
-            return Some(first);
-        }
-        if !flags.fallback() {
-            return None;
-        }
-        for offset in 0..m {
-            let roffset = u32::try_from((offset + ihash) % m).unwrap_or(0);
-            let i = self.table[hashkey(fold, port, KEY1, roffset) as usize % m]? as usize;
-            if dests[i].available() {
-                return Some(i);
-            }
-        }
-        None
+        super::lookup_with_fallback(&self.table, dests, ihash, flags.fallback(), |off| {
+            hashkey(fold, port, KEY1, off) as usize % m
+        })
     }
 }
 

@@ -65,6 +65,35 @@ impl<'a> DestSet<'a> {
     }
 }
 
+/// The lookup of the hashing schedulers with the kernel's fallback (`ip_vs_sh_get_fallback`,
+/// `ip_vs_mh_get_fallback`): the slot `ihash` if its dest is available; otherwise, when
+/// `fallback` is set, the first available dest among the slots `bucket(offset)` for offsets
+/// `ihash, ihash+1, ...` (mod the table size); an empty slot ends the search.
+pub(crate) fn lookup_with_fallback(
+    table: &[Option<u32>],
+    dests: &[Dest],
+    ihash: usize,
+    fallback: bool,
+    bucket: impl Fn(u32) -> usize,
+) -> Option<usize> {
+    let first = table[ihash]? as usize;
+    if dests[first].available() {
+        return Some(first);
+    }
+    if !fallback {
+        return None;
+    }
+    let size = table.len();
+    for offset in 0..size {
+        let roffset = u32::try_from((offset + ihash) % size).unwrap_or(0);
+        let i = table[bucket(roffset)]? as usize;
+        if dests[i].available() {
+            return Some(i);
+        }
+    }
+    None
+}
+
 /// What one pick needs besides the dests.
 pub(crate) struct Input<'a> {
     pub flow: &'a Flow,
