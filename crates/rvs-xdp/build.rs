@@ -1,4 +1,4 @@
-//! Compiles ../../bpf/*.bpf.c with clang into $OUT_DIR. Without clang the rest of rvs still
+//! Compiles ../../bpf/{rvs_xdp,rvs_tc_decap}.bpf.c with clang into $OUT_DIR. Without clang the rest of rvs still
 //! builds: the object is left empty, `rvs_no_bpf` is set, and the xdp plane says how to get it.
 
 use anyhow::{bail, Context, Result};
@@ -71,16 +71,20 @@ fn main() -> Result<()> {
     for entry in std::fs::read_dir(bpf_dir.join("include"))? {
         println!("cargo:rerun-if-changed={}", entry?.path().display());
     }
-    let out = PathBuf::from(std::env::var("OUT_DIR")?).join("rvs_xdp.o");
-    let src = bpf_dir.join("rvs_xdp.bpf.c");
-    println!("cargo:rerun-if-changed={}", src.display());
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let have_headers = Path::new("/usr/include/bpf/bpf_helpers.h").exists();
-    match find_clang() {
-        Some(clang) if have_headers => compile(&clang, &src, &out, &bpf_dir)?,
-        _ => {
-            println!("cargo:warning=clang or libbpf-dev is missing: the xdp data plane is not built (apt-get install clang libbpf-dev)");
-            println!("cargo:rustc-cfg=rvs_no_bpf");
-            std::fs::write(&out, b"")?;
+    let clang = find_clang().filter(|_| have_headers);
+    if clang.is_none() {
+        println!("cargo:warning=clang or libbpf-dev is missing: the xdp data plane is not built (apt-get install clang libbpf-dev)");
+        println!("cargo:rustc-cfg=rvs_no_bpf");
+    }
+    for name in ["rvs_xdp", "rvs_tc_decap"] {
+        let src = bpf_dir.join(format!("{name}.bpf.c"));
+        println!("cargo:rerun-if-changed={}", src.display());
+        let out = out_dir.join(format!("{name}.o"));
+        match &clang {
+            Some(c) => compile(c, &src, &out, &bpf_dir)?,
+            None => std::fs::write(&out, b"")?,
         }
     }
     Ok(())

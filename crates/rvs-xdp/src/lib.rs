@@ -12,6 +12,7 @@
 
 pub mod neighbors;
 pub mod plane;
+pub mod realserver;
 pub mod ring;
 
 pub use aya::programs::XdpMode;

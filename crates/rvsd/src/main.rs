@@ -59,6 +59,19 @@ enum Sub {
         #[arg(long, value_name = "SECS")]
         duration: Option<u64>,
     },
+    /// Prepare this host as a real server (VIPs on lo, ARP sysctls, tunnel decapsulation),
+    /// stay in the foreground, and undo it all on SIGTERM or Ctrl-C.
+    Realserver {
+        /// A virtual IPv4 address this real server answers for (repeatable).
+        #[arg(long = "vip", value_name = "VIP", required = true)]
+        vips: Vec<std::net::Ipv4Addr>,
+        /// How the director forwards: dr (direct routing) or tun (IP-in-IP).
+        #[arg(long, value_name = "MODE")]
+        mode: String,
+        /// The interface packets arrive on (required for tun).
+        #[arg(long, value_name = "IF")]
+        interface: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +94,14 @@ fn real_main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if let Some(Sub::Realserver {
+        vips,
+        mode,
+        interface,
+    }) = &cli.command
+    {
+        return realserver(vips, mode, interface.as_deref());
+    }
     if let Some(Sub::Demo {
         listen,
         dir,
@@ -127,4 +148,38 @@ fn real_main() -> anyhow::Result<()> {
     runtime
         .block_on(run(opts))
         .map_err(|e| anyhow::anyhow!("rvsd: {e}"))
+}
+
+/// `rvsd realserver`: prepare, wait for SIGTERM or Ctrl-C, undo.
+fn realserver(
+    vips: &[std::net::Ipv4Addr],
+    mode: &str,
+    interface: Option<&str>,
+) -> anyhow::Result<()> {
+    let mode = match mode {
+        "dr" => rvs_xdp::realserver::Mode::Dr,
+        "tun" => rvs_xdp::realserver::Mode::Tun,
+        other => anyhow::bail!("no real-server mode is named {other:?}; use dr or tun"),
+    };
+    let prepared = rvs_xdp::realserver::RealServer::prepare(vips, mode, interface)
+        .map_err(|e| anyhow::anyhow!("rvsd realserver: {e}"))?;
+    println!(
+        "rvsd realserver: ready ({} VIP(s), {mode:?}); SIGTERM or Ctrl-C undoes it",
+        vips.len()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        anyhow::Ok(())
+    })?;
+    drop(prepared);
+    Ok(())
 }

@@ -52,9 +52,11 @@ impl Lab {
         format!("{}-{name}", self.prefix)
     }
 
-    fn new() -> Self {
+    /// The topology; with `manual_real_servers`, the VIP and ARP sysctls are set by hand as the
+    /// seeds do, otherwise `rvsd realserver` will do it.
+    fn new(tag: &str, manual_real_servers: bool) -> Self {
         let lab = Self {
-            prefix: format!("rvs-xdp-{}", std::process::id()),
+            prefix: format!("rvs-{tag}-{}", std::process::id()),
             procs: Vec::new(),
         };
         let sw = lab.ns("sw");
@@ -118,7 +120,7 @@ impl Lab {
             "dev",
             "eth0",
         ]);
-        for rs in ["rs1", "rs2"] {
+        for rs in ["rs1", "rs2"].into_iter().filter(|_| manual_real_servers) {
             let ns = lab.ns(rs);
             sh(&[
                 "ip",
@@ -199,28 +201,31 @@ fn get(lab: &Lab, path: &str, sport: u16) -> Option<Vec<u8>> {
     o.status.success().then_some(o.stdout)
 }
 
-#[test]
-fn direct_routing_through_xdp_serves_http_from_both_real_servers() {
+fn can_run() -> bool {
     if !is_root() {
         eprintln!("skipped: network namespaces and XDP need root");
-        return;
+        return false;
     }
     if let Err(e) = rvs_xdp::object() {
         eprintln!("skipped: {e}");
-        return;
+        return false;
     }
-    let mut lab = Lab::new();
-    let tmp = tempfile::tempdir().unwrap();
-    // Each real server serves its name and a 1 MiB file.
+    true
+}
+
+/// Real servers `rs1` and `rs2` serve their name and a 1 MiB file on port 80; the director runs
+/// rvsd with the xdp plane and a service on the VIP with both as `method` dests; HTTP from the
+/// client through the VIP must reach both and carry the big file intact.
+fn scenario(lab: &mut Lab, method: &str, tmp: &std::path::Path) {
     let big: Vec<u8> = (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     for rs in ["rs1", "rs2"] {
-        let dir = tmp.path().join(rs);
+        let dir = tmp.join(rs);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("name"), rs).unwrap();
         std::fs::write(dir.join("big"), &big).unwrap();
-        let log = tmp.path().join(format!("{rs}.log"));
+        let log = tmp.join(format!("{rs}.log"));
         lab.spawn(
             rs,
             &[
@@ -259,7 +264,8 @@ fn direct_routing_through_xdp_serves_http_from_both_real_servers() {
             "permanent",
         ]);
     }
-    let socket = tmp.path().join("rvsd.sock");
+    let socket = tmp.join("rvsd.sock");
+    let log = tmp.join("rvsd.log");
     lab.spawn(
         "dir",
         &[
@@ -271,54 +277,141 @@ fn direct_routing_through_xdp_serves_http_from_both_real_servers() {
             "--xdp-mode",
             "generic",
             "--state-dir",
-            tmp.path().join("state").to_str().unwrap(),
+            tmp.join("state").to_str().unwrap(),
             "--control",
             socket.to_str().unwrap(),
         ],
-        &tmp.path().join("rvsd.log"),
+        &log,
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::os::unix::net::UnixStream::connect(&socket).is_err() {
         assert!(
             Instant::now() < deadline,
             "rvsd with the xdp plane did not come up: {}",
-            std::fs::read_to_string(tmp.path().join("rvsd.log")).unwrap_or_default()
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     let adm = |args: &[&str]| {
-        let o = common::ipvsadm_at(tmp.path(), &socket, args, b"");
+        let o = common::ipvsadm_at(tmp, &socket, args, b"");
         assert!(o.status.success(), "ipvsadm {args:?}: {}", common::err(&o));
     };
     adm(&["-A", "-t", &format!("{VIP}:80"), "-s", "rr"]);
-    adm(&["-a", "-t", &format!("{VIP}:80"), "-r", "198.18.0.11", "-g"]);
-    adm(&["-a", "-t", &format!("{VIP}:80"), "-r", "198.18.0.12", "-g"]);
+    adm(&[
+        "-a",
+        "-t",
+        &format!("{VIP}:80"),
+        "-r",
+        "198.18.0.11",
+        method,
+    ]);
+    adm(&[
+        "-a",
+        "-t",
+        &format!("{VIP}:80"),
+        "-r",
+        "198.18.0.12",
+        method,
+    ]);
     // Wait for the real servers to listen, then spread requests over source ports.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = std::collections::HashSet::new();
     let mut port = 20_000u16;
     while seen.len() < 2 && Instant::now() < deadline {
-        if let Some(body) = get(&lab, "name", port) {
+        if let Some(body) = get(lab, "name", port) {
             seen.insert(String::from_utf8_lossy(&body).into_owned());
         }
         port += 1;
     }
-    assert_eq!(
-        seen.len(),
-        2,
-        "both real servers answered through the VIP: {seen:?}"
-    );
-    let body = get(&lab, "big", 30_000).expect("the big file through the VIP");
+    if seen.len() < 2 {
+        let logs: Vec<String> = ["rs1-prep.log", "rs2-prep.log", "rvsd.log"]
+            .iter()
+            .map(|f| {
+                format!(
+                    "{f}: {}",
+                    std::fs::read_to_string(tmp.join(f)).unwrap_or_default()
+                )
+            })
+            .collect();
+        let snmp = ns_out(&lab.ns("rs1"), &["cat", "/proc/net/snmp"]);
+        panic!("both real servers answered through the VIP ({method}): {seen:?}\n{}\nrs1 snmp:\n{snmp}", logs.join("\n"));
+    }
+    let body = get(lab, "big", 30_000).expect("the big file through the VIP");
     assert!(
         body == big,
         "1 MiB through the VIP arrives intact ({} bytes)",
         body.len()
     );
-    // The director counted the traffic it forwarded (client -> VIP direction only, as DR does).
-    let o = common::ipvsadm_at(tmp.path(), &socket, &["-Ln", "--stats"], b"");
-    let stats = common::out(&o);
+    let stats = common::out(&common::ipvsadm_at(tmp, &socket, &["-Ln", "--stats"], b""));
     assert!(
         stats.contains("198.18.0.11:80") && stats.contains("198.18.0.12:80"),
         "{stats}"
+    );
+}
+
+#[test]
+fn direct_routing_through_xdp_serves_http_from_both_real_servers() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("dr", true);
+    let tmp = tempfile::tempdir().unwrap();
+    scenario(&mut lab, "-g", tmp.path());
+}
+
+#[test]
+fn tunnelling_through_xdp_reaches_real_servers_prepared_by_rvsd_realserver() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("tun", false);
+    let tmp = tempfile::tempdir().unwrap();
+    for rs in ["rs1", "rs2"] {
+        let log = tmp.path().join(format!("{rs}-prep.log"));
+        lab.spawn(
+            rs,
+            &[
+                common::rvsd_bin().to_str().unwrap(),
+                "realserver",
+                "--vip",
+                VIP,
+                "--mode",
+                "tun",
+                "--interface",
+                "eth0",
+            ],
+            &log,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ns_out(&lab.ns("rs2"), &["ip", "addr", "show", "dev", "lo"]).contains(VIP)
+        || !ns_out(&lab.ns("rs1"), &["ip", "addr", "show", "dev", "lo"]).contains(VIP)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "rvsd realserver did not prepare the real servers"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    scenario(&mut lab, "-i", tmp.path());
+    // Stopping `rvsd realserver` undoes what it did.
+    let pid = lab.procs[0].id().to_string();
+    sh(&["kill", "-TERM", &pid]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ns_out(&lab.ns("rs1"), &["ip", "addr", "show", "dev", "lo"]).contains(VIP) {
+        assert!(
+            Instant::now() < deadline,
+            "the VIP stayed on lo after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        ns_out(
+            &lab.ns("rs1"),
+            &["cat", "/proc/sys/net/ipv4/conf/all/arp_ignore"]
+        )
+        .trim(),
+        "0"
     );
 }
