@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* rvs's XDP data plane: IPv4 TCP/UDP virtual services forwarded by direct routing (the
- * destination MAC changes) or IP-in-IP tunnelling (an outer IPv4 header to the real server).
+ * destination MAC changes), IP-in-IP tunnelling (an outer IPv4 header to the real server) or
+ * NAT (the destination becomes the real server; its replies, routed back through the director,
+ * get the VIP back as their source), with incremental checksum updates.
  *
  * A new flow is scheduled by hashing its 5-tuple into the service's 256-slot ring, which
  * rvs-xdp fills from the core's dests and weights; the choice is kept in an LRU connection
@@ -45,6 +47,13 @@ struct {
 } rvs_conns SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rvs_conn_key);
+	__type(value, struct rvs_nat);
+} rvs_nat_back SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
@@ -87,6 +96,68 @@ static __always_inline __u16 ipv4_csum(struct iphdr *ip)
 	return csum_fold(sum);
 }
 
+/* RFC 1624 incremental update of a 16-bit one's-complement checksum. */
+static __always_inline void csum_replace2(__u16 *sum, __u16 from, __u16 to)
+{
+	__u32 s = (__u16)~*sum;
+	s += (__u16)~from;
+	s += to;
+	*sum = csum_fold(s);
+}
+
+static __always_inline void csum_replace4(__u16 *sum, __u32 from, __u32 to)
+{
+	csum_replace2(sum, from & 0xffff, to & 0xffff);
+	csum_replace2(sum, from >> 16, to >> 16);
+}
+
+/* Rewrites one address and port of an IPv4 TCP/UDP packet, fixing the IP and L4 checksums
+ * (the L4 checksum covers the pseudo-header's address). `l4` points at the L4 header,
+ * checked to hold at least the checksum field. `dst` picks the destination fields. */
+static __always_inline void nat_rewrite(struct iphdr *ip, void *l4, void *data_end, int dst, __u32 addr, __u16 port)
+{
+	__u32 *a = dst ? &ip->daddr : &ip->saddr;
+	__u16 *ports = l4;
+	__u16 *p = dst ? &ports[1] : &ports[0];
+	__u16 *l4sum = 0;
+	if (ip->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+		if ((void *)(th + 1) <= data_end)
+			l4sum = &th->check;
+	} else {
+		struct udphdr *uh = l4;
+		if ((void *)(uh + 1) <= data_end && uh->check)
+			l4sum = &uh->check;
+	}
+	if (l4sum) {
+		csum_replace4(l4sum, *a, addr);
+		csum_replace2(l4sum, *p, port);
+	}
+	csum_replace4(&ip->check, *a, addr);
+	*a = addr;
+	*p = port;
+}
+
+/* The way back of a masqueraded connection: real server -> client becomes VIP -> client. */
+static __always_inline int nat_back(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip, __u16 *ports, void *data_end)
+{
+	struct rvs_conn_key bk = {
+		.saddr = ip->saddr, .daddr = ip->daddr,
+		.sport = ports[0], .dport = ports[1], .proto = ip->protocol,
+	};
+	struct rvs_nat *back = bpf_map_lookup_elem(&rvs_nat_back, &bk);
+	if (!back)
+		return XDP_PASS;
+	__u32 zero = 0;
+	struct rvs_config *cfg = bpf_map_lookup_elem(&rvs_config, &zero);
+	if (!cfg)
+		return XDP_PASS;
+	nat_rewrite(ip, ports, data_end, 0, back->vip, back->vport);
+	__builtin_memcpy(eth->h_dest, back->client_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
+	return XDP_TX;
+}
+
 SEC("xdp")
 int rvs_xdp(struct xdp_md *ctx)
 {
@@ -109,7 +180,7 @@ int rvs_xdp(struct xdp_md *ctx)
 	struct rvs_svc_key sk = { .addr = ip->daddr, .port = ports[1], .proto = ip->protocol };
 	struct rvs_svc *svc = bpf_map_lookup_elem(&rvs_services, &sk);
 	if (!svc)
-		return XDP_PASS;
+		return nat_back(ctx, eth, ip, ports, data_end);
 
 	struct rvs_conn_key ck = {
 		.saddr = ip->saddr, .daddr = ip->daddr,
@@ -142,6 +213,22 @@ int rvs_xdp(struct xdp_md *ctx)
 		st->conns += new_conn;
 		st->packets += 1;
 		st->bytes += (__u64)(data_end - data);
+	}
+
+	if (d->method == RVS_FWD_MASQ) {
+		if (new_conn) {
+			struct rvs_conn_key bk = {
+				.saddr = d->addr, .daddr = ck.saddr,
+				.sport = d->port, .dport = ck.sport, .proto = ck.proto,
+			};
+			struct rvs_nat back = { .vip = ck.daddr, .vport = ck.dport };
+			__builtin_memcpy(back.client_mac, eth->h_source, ETH_ALEN);
+			bpf_map_update_elem(&rvs_nat_back, &bk, &back, BPF_ANY);
+		}
+		nat_rewrite(ip, ports, data_end, 1, d->addr, d->port);
+		__builtin_memcpy(eth->h_dest, d->mac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
+		return XDP_TX;
 	}
 
 	if (d->method == RVS_FWD_ROUTE) {

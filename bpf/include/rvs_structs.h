@@ -10,6 +10,7 @@
 /* Forwarding methods of a dest. */
 #define RVS_FWD_ROUTE 1
 #define RVS_FWD_TUNNEL 2
+#define RVS_FWD_MASQ 3
 
 /* A virtual service: address, port, protocol. */
 struct rvs_svc_key {
@@ -50,6 +51,14 @@ struct rvs_conn {
 	__u32 dest;
 	__u32 pad;
 	__u64 last_ns;
+};
+
+/* The way back of a masqueraded connection, keyed by the real server's side of it
+ * (saddr/sport = real server, daddr/dport = client): what to put back, and where to send it. */
+struct rvs_nat {
+	__u32 vip;
+	__u16 vport;
+	__u8 client_mac[6];
 };
 
 /* Per-dest, per-CPU traffic counters. */

@@ -15,6 +15,8 @@ pub const MAX_DESTS: u32 = 65536;
 pub const FWD_ROUTE: u8 = 1;
 /// `RVS_FWD_TUNNEL`: IP-in-IP.
 pub const FWD_TUNNEL: u8 = 2;
+/// `RVS_FWD_MASQ`: NAT.
+pub const FWD_MASQ: u8 = 3;
 
 /// `struct rvs_svc_key`.
 #[repr(C)]
@@ -48,7 +50,7 @@ pub struct Dest {
     pub addr: u32,
     /// Real server port.
     pub port: u16,
-    /// [`FWD_ROUTE`] or [`FWD_TUNNEL`]; 0 = unused.
+    /// [`FWD_ROUTE`], [`FWD_TUNNEL`] or [`FWD_MASQ`]; 0 = unused.
     pub method: u8,
     /// Zero.
     pub pad: u8,
@@ -88,6 +90,18 @@ pub struct Conn {
     pub last_ns: u64,
 }
 
+/// `struct rvs_nat`: the way back of a masqueraded connection.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Nat {
+    /// The VIP to put back as the source.
+    pub vip: u32,
+    /// The virtual port to put back.
+    pub vport: u16,
+    /// The client's (or its next hop's) MAC address.
+    pub client_mac: [u8; 6],
+}
+
 /// `struct rvs_stat`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,6 +132,7 @@ const _: () = assert!(core::mem::size_of::<Dest>() == 16);
 const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
 const _: () = assert!(core::mem::size_of::<Conn>() == 16);
 const _: () = assert!(core::mem::size_of::<Stat>() == 24);
+const _: () = assert!(core::mem::size_of::<Nat>() == 12);
 const _: () = assert!(core::mem::size_of::<Config>() == 12);
 
 #[cfg(feature = "user")]
@@ -125,12 +140,13 @@ mod pod {
     // SAFETY: every type here is #[repr(C)], Copy, made only of integers and byte arrays, with
     // explicit padding fields, so any bit pattern is valid and there are no implicit holes.
     #![allow(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
-    use super::{Config, Conn, ConnKey, Dest, Stat, Svc, SvcKey};
+    use super::{Config, Conn, ConnKey, Dest, Nat, Stat, Svc, SvcKey};
     unsafe impl aya::Pod for SvcKey {}
     unsafe impl aya::Pod for Svc {}
     unsafe impl aya::Pod for Dest {}
     unsafe impl aya::Pod for ConnKey {}
     unsafe impl aya::Pod for Conn {}
     unsafe impl aya::Pod for Stat {}
+    unsafe impl aya::Pod for Nat {}
     unsafe impl aya::Pod for Config {}
 }

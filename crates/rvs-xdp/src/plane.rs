@@ -292,10 +292,10 @@ impl XdpPlane {
                     "no neighbour entry (is it on a directly connected link?)",
                 )
             })?;
-            let method = if matches!(forward, ForwardMethod::Tunnel(_)) {
-                abi::FWD_TUNNEL
-            } else {
-                abi::FWD_ROUTE
+            let method = match forward {
+                ForwardMethod::Tunnel(_) => abi::FWD_TUNNEL,
+                ForwardMethod::Masq => abi::FWD_MASQ,
+                ForwardMethod::Route => abi::FWD_ROUTE,
             };
             let entry = abi::Dest {
                 addr: be32(*a.ip()),
@@ -380,12 +380,6 @@ impl DataPlane for XdpPlane {
                         ));
                     }
                     match dest.forward {
-                        ForwardMethod::Masq => {
-                            return Err(unsupported(
-                                format!("masquerade (-m) to real server {} yet", dest.addr),
-                                "direct routing (-g), tunnelling (-i), or --dataplane proxy",
-                            ))
-                        }
                         ForwardMethod::Tunnel(t) if t.kind != TunnelKind::Ipip => {
                             return Err(unsupported(
                                 format!(

@@ -240,7 +240,11 @@ fn what_the_plane_cannot_do_is_refused_with_its_reason() {
     }
     let mut p = plane();
     add(&mut p, &[]);
-    let dest = DestConfig::new("198.18.1.9:80".parse().unwrap(), ForwardMethod::Masq);
+    let gue = ForwardMethod::Tunnel(Tunnel {
+        kind: rvs_core::TunnelKind::Gue { port: 6080 },
+        csum: rvs_core::TunnelCsum::NoCsum,
+    });
+    let dest = DestConfig::new("198.18.1.9:80".parse().unwrap(), gue);
     let e = p
         .apply(&[Change::DestAdded {
             service: vip(),
@@ -248,10 +252,7 @@ fn what_the_plane_cannot_do_is_refused_with_its_reason() {
         }])
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("masquerade") && e.contains("--dataplane proxy"),
-        "{e}"
-    );
+    assert!(e.contains("Gue") && e.contains("--tun-type ipip"), "{e}");
     let e = p
         .check(&[Change::ServiceAdded(ServiceConfig::new(ServiceKey::tcp(
             "[2001:db8::1]:80".parse().unwrap(),
@@ -259,4 +260,91 @@ fn what_the_plane_cannot_do_is_refused_with_its_reason() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("IPv4"), "{e}");
+}
+
+/// The one's-complement checksum of `data` (IPv4 header, or pseudo-header + TCP segment).
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Whether the TCP checksum of an Ethernet + IPv4 + TCP frame verifies.
+fn tcp_checksum_ok(frame: &[u8]) -> bool {
+    let ip = &frame[14..34];
+    let seg = &frame[34..];
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&ip[12..20]);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&u16::try_from(seg.len()).unwrap().to_be_bytes());
+    pseudo.extend_from_slice(seg);
+    checksum(&pseudo) == 0
+}
+
+/// Fills in a valid TCP checksum.
+fn with_tcp_checksum(mut frame: Vec<u8>) -> Vec<u8> {
+    frame[50] = 0;
+    frame[51] = 0;
+    let ip = frame[14..34].to_vec();
+    let seg = frame[34..].to_vec();
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&ip[12..20]);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&u16::try_from(seg.len()).unwrap().to_be_bytes());
+    pseudo.extend_from_slice(&seg);
+    let c = checksum(&pseudo);
+    frame[50..52].copy_from_slice(&c.to_be_bytes());
+    frame
+}
+
+#[test]
+fn nat_rewrites_both_ways_with_valid_checksums() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    add(&mut p, &[("198.18.1.4:8080", ForwardMethod::Masq, 1)]);
+    // Client -> VIP becomes client -> real server.
+    let input = with_tcp_checksum(syn(client(4100), "198.18.0.1:80".parse().unwrap()));
+    assert!(tcp_checksum_ok(&input));
+    let (verdict, out) = run(&mut p, &input);
+    assert_eq!(verdict, XDP_TX);
+    assert_eq!(&out[0..6], &[2, 0, 0, 0, 1, 4]);
+    assert_eq!(
+        &out[30..34],
+        &[198, 18, 1, 4],
+        "destination is the real server"
+    );
+    assert_eq!(u16::from_be_bytes([out[36], out[37]]), 8080, "and its port");
+    assert_eq!(
+        &out[26..30],
+        &[198, 18, 9, 9],
+        "the client's address is kept"
+    );
+    assert_eq!(checksum(&out[14..34]), 0, "the IP checksum verifies");
+    assert!(tcp_checksum_ok(&out), "the TCP checksum verifies");
+    // Real server -> client becomes VIP -> client, sent back to the client's MAC.
+    let mut reply = with_tcp_checksum(syn("198.18.1.4:8080".parse().unwrap(), client(4100)));
+    reply[6..12].copy_from_slice(&[2, 0, 0, 0, 1, 4]);
+    let reply = with_tcp_checksum(reply);
+    let (verdict, back) = run(&mut p, &reply);
+    assert_eq!(verdict, XDP_TX);
+    assert_eq!(&back[0..6], &CLIENT_MAC, "to the client");
+    assert_eq!(&back[6..12], &DIRECTOR_MAC);
+    assert_eq!(&back[26..30], &[198, 18, 0, 1], "from the VIP");
+    assert_eq!(
+        u16::from_be_bytes([back[34], back[35]]),
+        80,
+        "and the virtual port"
+    );
+    assert_eq!(checksum(&back[14..34]), 0);
+    assert!(tcp_checksum_ok(&back));
+    // A packet from the real server that belongs to no connection is left to the kernel.
+    let stray = with_tcp_checksum(syn("198.18.1.4:8080".parse().unwrap(), client(4999)));
+    assert_eq!(run(&mut p, &stray).0, XDP_PASS);
 }
