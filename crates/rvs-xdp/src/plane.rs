@@ -308,6 +308,7 @@ impl XdpPlane {
             self.array::<abi::Dest>("rvs_dests")?
                 .set(dest_id, entry, 0)
                 .map_err(|e| failed("write rvs_dests", e))?;
+            tracing::debug!(service = %key, dest = %addr, dest_id, method, "dest written");
             weighted.push((dest_id, weight));
         }
         let slots = ring::fill(&weighted);

@@ -216,7 +216,7 @@ fn can_run() -> bool {
 /// Real servers `rs1` and `rs2` serve their name and a 1 MiB file on port 80; the director runs
 /// rvsd with the xdp plane and a service on the VIP with both as `method` dests; HTTP from the
 /// client through the VIP must reach both and carry the big file intact.
-fn scenario(lab: &mut Lab, method: &str, tmp: &std::path::Path) {
+fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path) {
     let big: Vec<u8> = (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
@@ -244,11 +244,7 @@ fn scenario(lab: &mut Lab, method: &str, tmp: &std::path::Path) {
     // The director knows the real servers' MACs.
     for rs in ["rs1", "rs2"] {
         let mac = ns_out(&lab.ns(rs), &["cat", "/sys/class/net/eth0/address"]);
-        let addr = if rs == "rs1" {
-            "198.18.0.11"
-        } else {
-            "198.18.0.12"
-        };
+        let addr = if rs == "rs1" { reals[0] } else { reals[1] };
         sh(&[
             "ip",
             "-n",
@@ -297,22 +293,16 @@ fn scenario(lab: &mut Lab, method: &str, tmp: &std::path::Path) {
         assert!(o.status.success(), "ipvsadm {args:?}: {}", common::err(&o));
     };
     adm(&["-A", "-t", &format!("{VIP}:80"), "-s", "rr"]);
-    adm(&[
-        "-a",
-        "-t",
-        &format!("{VIP}:80"),
-        "-r",
-        "198.18.0.11",
-        method,
-    ]);
-    adm(&[
-        "-a",
-        "-t",
-        &format!("{VIP}:80"),
-        "-r",
-        "198.18.0.12",
-        method,
-    ]);
+    for real in reals {
+        adm(&[
+            "-a",
+            "-t",
+            &format!("{VIP}:80"),
+            "-r",
+            &format!("{real}:80"),
+            method,
+        ]);
+    }
     // Wait for the real servers to listen, then spread requests over source ports.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = std::collections::HashSet::new();
@@ -344,7 +334,7 @@ fn scenario(lab: &mut Lab, method: &str, tmp: &std::path::Path) {
     );
     let stats = common::out(&common::ipvsadm_at(tmp, &socket, &["-Ln", "--stats"], b""));
     assert!(
-        stats.contains("198.18.0.11:80") && stats.contains("198.18.0.12:80"),
+        stats.contains(&format!("{}:80", reals[0])) && stats.contains(&format!("{}:80", reals[1])),
         "{stats}"
     );
 }
@@ -356,7 +346,7 @@ fn direct_routing_through_xdp_serves_http_from_both_real_servers() {
     }
     let mut lab = Lab::new("dr", true);
     let tmp = tempfile::tempdir().unwrap();
-    scenario(&mut lab, "-g", tmp.path());
+    scenario(&mut lab, "-g", ["198.18.0.11", "198.18.0.12"], tmp.path());
 }
 
 #[test]
@@ -394,7 +384,7 @@ fn tunnelling_through_xdp_reaches_real_servers_prepared_by_rvsd_realserver() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    scenario(&mut lab, "-i", tmp.path());
+    scenario(&mut lab, "-i", ["198.18.0.11", "198.18.0.12"], tmp.path());
     // Stopping `rvsd realserver` undoes what it did.
     let pid = lab.procs[0].id().to_string();
     sh(&["kill", "-TERM", &pid]);
@@ -414,4 +404,49 @@ fn tunnelling_through_xdp_reaches_real_servers_prepared_by_rvsd_realserver() {
         .trim(),
         "0"
     );
+}
+
+#[test]
+fn nat_through_xdp_rewrites_both_ways_for_real_servers_behind_the_director() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("nat", false);
+    // The real servers live on 198.18.1.0/24 and route everything through the director.
+    sh(&[
+        "ip",
+        "-n",
+        &lab.ns("dir"),
+        "addr",
+        "add",
+        "198.18.1.1/24",
+        "dev",
+        "eth0",
+    ]);
+    for (rs, addr) in [("rs1", "198.18.1.11"), ("rs2", "198.18.1.12")] {
+        let ns = lab.ns(rs);
+        sh(&["ip", "-n", &ns, "addr", "flush", "dev", "eth0"]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.18.1.1",
+        ]);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    scenario(&mut lab, "-m", ["198.18.1.11", "198.18.1.12"], tmp.path());
 }
