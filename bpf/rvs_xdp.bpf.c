@@ -39,6 +39,14 @@ struct {
 	__type(value, struct rvs_dest);
 } rvs_dests SEC(".maps");
 
+/* The next ring position of cursor-mode services, shared by all CPUs (atomic increments). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u32);
+} rvs_cursors SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -193,8 +201,17 @@ int rvs_xdp(struct xdp_md *ctx)
 		dest_id = conn->dest;
 		conn->last_ns = bpf_ktime_get_ns();
 	} else {
-		__u32 h = mix(ck.saddr ^ mix(((__u32)ck.sport << 16) | ck.dport) ^ mix(ck.daddr + ck.proto));
-		__u32 slot = svc->id * RVS_RING_SIZE + (h & (RVS_RING_SIZE - 1));
+		__u32 pos;
+		if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {
+			__u32 sid = svc->id;
+			__u32 *cursor = bpf_map_lookup_elem(&rvs_cursors, &sid);
+			if (!cursor)
+				return XDP_DROP;
+			pos = __sync_fetch_and_add(cursor, 1) % svc->len;
+		} else {
+			pos = mix(ck.saddr ^ mix(((__u32)ck.sport << 16) | ck.dport) ^ mix(ck.daddr + ck.proto));
+		}
+		__u32 slot = svc->id * RVS_RING_SIZE + (pos & (RVS_RING_SIZE - 1));
 		__u32 *pick = bpf_map_lookup_elem(&rvs_ring, &slot);
 		if (!pick || *pick == 0)
 			return XDP_DROP; /* no dest available, as IPVS drops */

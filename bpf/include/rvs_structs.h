@@ -20,10 +20,16 @@ struct rvs_svc_key {
 	__u8 pad;
 };
 
-/* A service's slot: its ring is rvs_ring[id * RVS_RING_SIZE ...]. */
+/* How a service places new flows on its ring. */
+#define RVS_PICK_HASH 0   /* hash of the 5-tuple (sh, mh, dh and, for now, the others) */
+#define RVS_PICK_CURSOR 1 /* the next slot in turn: the ring is the scheduler's sequence (rr, wrr) */
+
+/* A service's slot: its ring is rvs_ring[id * RVS_RING_SIZE ...], of which `len` slots are
+ * used in cursor mode. */
 struct rvs_svc {
 	__u32 id;
-	__u32 flags;
+	__u16 pick;
+	__u16 len;
 };
 
 /* A real server. */

@@ -32,14 +32,22 @@ pub struct SvcKey {
     pub pad: u8,
 }
 
+/// `RVS_PICK_HASH`: new flows go to the ring slot their 5-tuple hashes to.
+pub const PICK_HASH: u16 = 0;
+/// `RVS_PICK_CURSOR`: new flows take the ring's slots in turn (the ring is the scheduler's
+/// sequence).
+pub const PICK_CURSOR: u16 = 1;
+
 /// `struct rvs_svc`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Svc {
     /// The service's ring: slots `id * RING_SIZE ..`.
     pub id: u32,
-    /// Reserved.
-    pub flags: u32,
+    /// [`PICK_HASH`] or [`PICK_CURSOR`].
+    pub pick: u16,
+    /// Slots used in cursor mode.
+    pub len: u16,
 }
 
 /// `struct rvs_dest`.

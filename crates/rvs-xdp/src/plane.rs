@@ -9,8 +9,8 @@ use aya::Ebpf;
 use rvs_bpf_abi as abi;
 use rvs_core::{
     Change, ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DataPlane,
-    DataPlaneError, DestStats, ForwardMethod, Protocol, Rates, ServiceKey, ServiceStats, Table,
-    TunnelKind,
+    DataPlaneError, DestStats, ForwardMethod, Protocol, Rates, SchedulerKind, ServiceKey,
+    ServiceStats, Table, TunnelKind,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -259,6 +259,15 @@ impl XdpPlane {
             .iter()
             .map(|d| (d.addr(), d.config.forward, d.weight()))
             .collect();
+        let cursor = matches!(
+            service.config().scheduler,
+            SchedulerKind::Rr | SchedulerKind::Wrr
+        );
+        let sequence = if cursor {
+            ring::sequence(service)
+        } else {
+            Vec::new()
+        };
         let id = match self.service_ids.get(&key) {
             Some(id) => *id,
             None => {
@@ -311,7 +320,28 @@ impl XdpPlane {
             tracing::debug!(service = %key, dest = %addr, dest_id, method, "dest written");
             weighted.push((dest_id, weight));
         }
-        let slots = ring::fill(&weighted);
+        let (slots, pick, len) = if cursor {
+            let ids: HashMap<SocketAddr, u32> = self
+                .dest_ids
+                .iter()
+                .filter(|((k, _), _)| *k == key)
+                .map(|((_, a), id)| (*a, *id))
+                .collect();
+            let seq: Vec<u32> = sequence
+                .iter()
+                .filter_map(|a| ids.get(a).map(|id| id + 1))
+                .collect();
+            let len = u16::try_from(seq.len()).unwrap_or(0);
+            let mut slots = seq;
+            slots.resize(ring::SIZE, 0);
+            (slots, abi::PICK_CURSOR, len)
+        } else {
+            (ring::fill(&weighted), abi::PICK_HASH, 0)
+        };
+        // A changed sequence starts from its beginning, as the kernel's wrr does.
+        self.array::<u32>("rvs_cursors")?
+            .set(id, 0, 0)
+            .map_err(|e| failed("write rvs_cursors", e))?;
         let mut ringmap = self.array::<u32>("rvs_ring")?;
         for (slot, value) in slots.iter().enumerate() {
             let index = id * abi::RING_SIZE + u32::try_from(slot).unwrap_or(0);
@@ -320,7 +350,7 @@ impl XdpPlane {
                 .map_err(|e| failed("write rvs_ring", e))?;
         }
         self.services_map()?
-            .insert(sk, abi::Svc { id, flags: 0 }, 0)
+            .insert(sk, abi::Svc { id, pick, len }, 0)
             .map_err(|e| failed("write rvs_services", e))?;
         Ok(())
     }

@@ -348,3 +348,35 @@ fn nat_rewrites_both_ways_with_valid_checksums() {
     let stray = with_tcp_checksum(syn("198.18.1.4:8080".parse().unwrap(), client(4999)));
     assert_eq!(run(&mut p, &stray).0, XDP_PASS);
 }
+
+#[test]
+fn new_flows_follow_the_kernels_wrr_sequence() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    // Added oldest first, so the kernel's list order is .2 (4), .3 (3), .4 (2).
+    let mut changes = vec![Change::ServiceAdded(
+        ServiceConfig::new(vip()).with_scheduler(SchedulerKind::Wrr),
+    )];
+    for (addr, w) in [
+        ("198.18.1.4:80", 2),
+        ("198.18.1.3:80", 3),
+        ("198.18.1.2:80", 4),
+    ] {
+        let dest = DestConfig::new(addr.parse().unwrap(), ForwardMethod::Route).with_weight(w);
+        changes.push(Change::DestAdded {
+            service: vip(),
+            dest,
+        });
+    }
+    p.apply(&changes).unwrap();
+    let to: SocketAddr = "198.18.0.1:80".parse().unwrap();
+    let picks: Vec<u8> = (41000..41018)
+        .map(|port| run(&mut p, &syn(client(port), to)).1[5])
+        .collect();
+    assert_eq!(
+        picks,
+        [2, 2, 3, 2, 3, 4, 2, 3, 4, 2, 2, 3, 2, 3, 4, 2, 3, 4]
+    );
+}

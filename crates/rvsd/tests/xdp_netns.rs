@@ -326,6 +326,19 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path
         let snmp = ns_out(&lab.ns("rs1"), &["cat", "/proc/net/snmp"]);
         panic!("both real servers answered through the VIP ({method}): {seen:?}\n{}\nrs1 snmp:\n{snmp}", logs.join("\n"));
     }
+    // rr at packet level: consecutive new flows take the real servers in turn.
+    let mut shares = std::collections::HashMap::<String, u32>::new();
+    for p in 0..20 {
+        let body = get(lab, "name", 25_000 + p).expect("an answer through the VIP");
+        *shares
+            .entry(String::from_utf8_lossy(&body).into_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        shares.values().copied().collect::<Vec<_>>(),
+        [10, 10],
+        "rr gives each real server its share: {shares:?}"
+    );
     let body = get(lab, "big", 30_000).expect("the big file through the VIP");
     assert!(
         body == big,
