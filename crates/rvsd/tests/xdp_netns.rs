@@ -463,3 +463,82 @@ fn nat_through_xdp_rewrites_both_ways_for_real_servers_behind_the_director() {
     let tmp = tempfile::tempdir().unwrap();
     scenario(&mut lab, "-m", ["198.18.1.11", "198.18.1.12"], tmp.path());
 }
+
+#[test]
+fn a_quiesced_real_server_keeps_its_open_flow_and_gets_no_new_ones() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("quiesce", true);
+    let tmp = tempfile::tempdir().unwrap();
+    scenario(&mut lab, "-g", ["198.18.0.11", "198.18.0.12"], tmp.path());
+    let socket = tmp.path().join("rvsd.sock");
+    // A client connects and waits before sending its request.
+    let go = tmp.path().join("go");
+    let script = format!(
+        "import socket,os,time,sys\ns=socket.socket()\ns.settimeout(20)\ns.bind(('198.18.0.10',31000))\ns.connect(('{VIP}',80))\nprint('connected',flush=True)\nwhile not os.path.exists('{}'): time.sleep(0.05)\ns.sendall(b'GET /name HTTP/1.0\\r\\n\\r\\n')\nb=b''\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\nsys.stdout.write(b.split(b'\\r\\n\\r\\n',1)[1].decode()+'\\n')\n",
+        go.display()
+    );
+    let mut held = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("cl"),
+            "/usr/bin/python3",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(held.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "connected");
+    // The connection table says where the held flow went.
+    let conns = common::out(&common::ipvsadm_at(tmp.path(), &socket, &["-Lnc"], b""));
+    let row = conns
+        .lines()
+        .find(|l| l.contains("198.18.0.10:31000"))
+        .unwrap_or_else(|| panic!("{conns}"));
+    let dest = row.split_whitespace().last().unwrap().to_owned();
+    let o = common::ipvsadm_at(
+        tmp.path(),
+        &socket,
+        &[
+            "-e",
+            "-t",
+            &format!("{VIP}:80"),
+            "-r",
+            &dest,
+            "-g",
+            "-w",
+            "0",
+        ],
+        b"",
+    );
+    assert!(o.status.success(), "{}", common::err(&o));
+    let other = if dest.starts_with("198.18.0.11") {
+        "rs2"
+    } else {
+        "rs1"
+    };
+    for p in 0..10 {
+        let body = get(&lab, "name", 32_000 + p).expect("an answer through the VIP");
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            other,
+            "new flows avoid the quiesced real server"
+        );
+    }
+    std::fs::write(&go, b"").unwrap();
+    let mut answer = String::new();
+    std::io::BufRead::read_line(&mut out, &mut answer).unwrap();
+    let _ = held.wait();
+    let quiesced = if other == "rs1" { "rs2" } else { "rs1" };
+    assert_eq!(
+        answer.trim(),
+        quiesced,
+        "the open flow still reaches the quiesced real server"
+    );
+}
