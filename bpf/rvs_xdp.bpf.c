@@ -166,6 +166,40 @@ static __always_inline int nat_back(struct xdp_md *ctx, struct ethhdr *eth, stru
 	return XDP_TX;
 }
 
+/* The state after a packet with these TCP flags (IPVS's INPUT_ONLY view: the director sees
+ * the client's side only in DR and tunnel modes). */
+static __always_inline __u8 next_state(__u8 state, __u8 proto, __u8 flags)
+{
+	if (proto != IPPROTO_TCP)
+		return RVS_ST_UDP;
+	if (flags & 0x04) /* RST */
+		return RVS_ST_CLOSE;
+	if (flags & 0x01) /* FIN */
+		return RVS_ST_FIN_WAIT;
+	if ((flags & 0x12) == 0x02) /* SYN without ACK */
+		return RVS_ST_SYN_RECV;
+	if (flags & 0x10) /* ACK */
+		return state == RVS_ST_FIN_WAIT || state == RVS_ST_CLOSE ? state : RVS_ST_ESTABLISHED;
+	return state;
+}
+
+/* The idle timeout of a state, in seconds. */
+static __always_inline __u32 state_timeout(struct rvs_config *cfg, __u8 state)
+{
+	switch (state) {
+	case RVS_ST_ESTABLISHED:
+		return cfg->tcp_timeout;
+	case RVS_ST_UDP:
+		return cfg->udp_timeout;
+	case RVS_ST_CLOSE:
+		return 10;
+	case RVS_ST_FIN_WAIT:
+		return cfg->tcpfin_timeout;
+	default:
+		return cfg->syn_timeout;
+	}
+}
+
 SEC("xdp")
 int rvs_xdp(struct xdp_md *ctx)
 {
@@ -190,16 +224,36 @@ int rvs_xdp(struct xdp_md *ctx)
 	if (!svc)
 		return nat_back(ctx, eth, ip, ports, data_end);
 
+	__u32 zero = 0;
+	struct rvs_config *cfg = bpf_map_lookup_elem(&rvs_config, &zero);
+	if (!cfg)
+		return XDP_PASS;
 	struct rvs_conn_key ck = {
 		.saddr = ip->saddr, .daddr = ip->daddr,
 		.sport = ports[0], .dport = ports[1], .proto = ip->protocol,
 	};
+	/* TCP flags, when the header is all there. */
+	__u8 flags = 0;
+	if (ip->protocol == IPPROTO_TCP) {
+		__u8 *fl = (__u8 *)ports + 13;
+		if ((void *)(fl + 1) <= data_end)
+			flags = *fl;
+	}
+	__u64 now = bpf_ktime_get_ns();
 	__u32 dest_id;
 	int new_conn = 0;
 	struct rvs_conn *conn = bpf_map_lookup_elem(&rvs_conns, &ck);
 	if (conn) {
+		__u32 timeout = state_timeout(cfg, conn->state);
+		if (now - conn->last_ns > (__u64)timeout * 1000000000ULL) {
+			bpf_map_delete_elem(&rvs_conns, &ck); /* expired: schedule anew */
+			conn = 0;
+		}
+	}
+	if (conn) {
 		dest_id = conn->dest;
-		conn->last_ns = bpf_ktime_get_ns();
+		conn->last_ns = now;
+		conn->state = next_state(conn->state, ip->protocol, flags);
 	} else {
 		__u32 pos;
 		if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {
@@ -216,14 +270,12 @@ int rvs_xdp(struct xdp_md *ctx)
 		if (!pick || *pick == 0)
 			return XDP_DROP; /* no dest available, as IPVS drops */
 		dest_id = *pick - 1;
-		struct rvs_conn c = { .dest = dest_id, .last_ns = bpf_ktime_get_ns() };
+		struct rvs_conn c = { .dest = dest_id, .last_ns = now, .state = next_state(RVS_ST_NONE, ip->protocol, flags) };
 		bpf_map_update_elem(&rvs_conns, &ck, &c, BPF_ANY);
 		new_conn = 1;
 	}
 	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &dest_id);
-	__u32 zero = 0;
-	struct rvs_config *cfg = bpf_map_lookup_elem(&rvs_config, &zero);
-	if (!d || !cfg || d->method == 0)
+	if (!d || d->method == 0)
 		return XDP_DROP;
 	struct rvs_stat *st = bpf_map_lookup_elem(&rvs_stats, &dest_id);
 	if (st) {

@@ -52,10 +52,19 @@ struct rvs_conn_key {
 	__u8 pad[3];
 };
 
-/* Where a connection goes. */
+/* Connection states, from the TCP flags the director sees (IPVS's names). */
+#define RVS_ST_NONE 0
+#define RVS_ST_SYN_RECV 1
+#define RVS_ST_ESTABLISHED 2
+#define RVS_ST_FIN_WAIT 3
+#define RVS_ST_CLOSE 4
+#define RVS_ST_UDP 5
+
+/* Where a connection goes, its state, and when it last saw a packet. */
 struct rvs_conn {
 	__u32 dest;
-	__u32 pad;
+	__u8 state;
+	__u8 pad[3];
 	__u64 last_ns;
 };
 
@@ -74,11 +83,16 @@ struct rvs_stat {
 	__u64 bytes;
 };
 
-/* The director's own addresses: the tunnels' outer source and the frames' source MAC. */
+/* The director's own addresses (the tunnels' outer source, the frames' source MAC) and the
+ * idle timeouts of connections by state, in seconds (--set tcp tcpfin udp). */
 struct rvs_config {
 	__u32 tunnel_src;
 	__u8 mac[6];
 	__u16 pad;
+	__u32 tcp_timeout;
+	__u32 tcpfin_timeout;
+	__u32 udp_timeout;
+	__u32 syn_timeout;
 };
 
 #endif

@@ -86,15 +86,28 @@ pub struct ConnKey {
     pub pad: [u8; 3],
 }
 
+/// Connection states (`RVS_ST_*`).
+#[allow(missing_docs, reason = "each is IPVS's state of the same name")]
+pub mod state {
+    pub const NONE: u8 = 0;
+    pub const SYN_RECV: u8 = 1;
+    pub const ESTABLISHED: u8 = 2;
+    pub const FIN_WAIT: u8 = 3;
+    pub const CLOSE: u8 = 4;
+    pub const UDP: u8 = 5;
+}
+
 /// `struct rvs_conn`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Conn {
     /// The dest's index.
     pub dest: u32,
+    /// One of [`state`].
+    pub state: u8,
     /// Zero.
-    pub pad: u32,
-    /// Last packet, `bpf_ktime_get_ns`.
+    pub pad: [u8; 3],
+    /// Last packet, `bpf_ktime_get_ns` (CLOCK_MONOTONIC).
     pub last_ns: u64,
 }
 
@@ -132,6 +145,14 @@ pub struct Config {
     pub mac: [u8; 6],
     /// Zero.
     pub pad: u16,
+    /// Idle timeout of ESTABLISHED connections, seconds.
+    pub tcp_timeout: u32,
+    /// Idle timeout of FIN_WAIT connections, seconds.
+    pub tcpfin_timeout: u32,
+    /// Idle timeout of UDP flows, seconds.
+    pub udp_timeout: u32,
+    /// Idle timeout of SYN_RECV connections, seconds.
+    pub syn_timeout: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<SvcKey>() == 8);
@@ -141,7 +162,7 @@ const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
 const _: () = assert!(core::mem::size_of::<Conn>() == 16);
 const _: () = assert!(core::mem::size_of::<Stat>() == 24);
 const _: () = assert!(core::mem::size_of::<Nat>() == 12);
-const _: () = assert!(core::mem::size_of::<Config>() == 12);
+const _: () = assert!(core::mem::size_of::<Config>() == 28);
 
 #[cfg(feature = "user")]
 mod pod {

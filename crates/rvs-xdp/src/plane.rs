@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 const NAME: &str = "xdp";
+/// The kernel's SYN_RECV timeout, seconds.
+const SYN_TIMEOUT: u32 = 60;
 const PROGRAM: &str = "rvs_xdp";
 
 /// The director's own addresses, written into the program's config.
@@ -30,6 +32,7 @@ pub struct DirectorAddr {
 /// The xdp plane.
 pub struct XdpPlane {
     ebpf: Ebpf,
+    config: abi::Config,
     table: Table,
     neighbors: Box<dyn Neighbors>,
     service_ids: HashMap<ServiceKey, u32>,
@@ -154,23 +157,26 @@ impl XdpPlane {
                 e,
             )
         })?;
+        let d = rvs_core::Timeouts::default();
+        let config = abi::Config {
+            tunnel_src: be32(director.tunnel_src),
+            mac: director.mac,
+            pad: 0,
+            tcp_timeout: d.tcp,
+            tcpfin_timeout: d.tcp_fin,
+            udp_timeout: d.udp,
+            syn_timeout: SYN_TIMEOUT,
+        };
         let mut plane = Self {
             ebpf,
+            config,
             table: Table::new(),
             neighbors,
             service_ids: HashMap::new(),
             dest_ids: HashMap::new(),
             next_dest: 0,
         };
-        let cfg = abi::Config {
-            tunnel_src: be32(director.tunnel_src),
-            mac: director.mac,
-            pad: 0,
-        };
-        plane
-            .array::<abi::Config>("rvs_config")?
-            .set(0, cfg, 0)
-            .map_err(|e| failed("write rvs_config", e))?;
+        plane.write_config()?;
         Ok(plane)
     }
 
@@ -200,6 +206,48 @@ impl XdpPlane {
             .ok_or_else(|| failed("find the XDP program", PROGRAM))?
             .try_into()
             .map_err(|e| failed("find the XDP program", e))
+    }
+
+    fn write_config(&mut self) -> Result<(), DataPlaneError> {
+        let config = self.config;
+        self.array::<abi::Config>("rvs_config")?
+            .set(0, config, 0)
+            .map_err(|e| failed("write rvs_config", e))
+    }
+
+    /// The conn table's entries that have not expired, with their age in seconds.
+    fn live_conns(&self) -> Vec<(abi::ConnKey, abi::Conn, u64)> {
+        let Some(map) = self.ebpf.map("rvs_conns") else {
+            return Vec::new();
+        };
+        let Ok(conns) = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map) else {
+            return Vec::new();
+        };
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map(|t| {
+                u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
+                    + u64::try_from(t.tv_nsec()).unwrap_or(0)
+            })
+            .unwrap_or(0);
+        conns
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(k, v)| {
+                let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
+                let timeout = u64::from(self.timeout_of(v.state));
+                timeout.checked_sub(age).filter(|left| *left > 0).map(|left| (k, v, left))
+            })
+            .collect()
+    }
+
+    fn timeout_of(&self, state: u8) -> u32 {
+        match state {
+            abi::state::ESTABLISHED => self.config.tcp_timeout,
+            abi::state::UDP => self.config.udp_timeout,
+            abi::state::CLOSE => 10,
+            abi::state::FIN_WAIT => self.config.tcpfin_timeout,
+            _ => self.config.syn_timeout,
+        }
     }
 
     fn array<V: aya::Pod>(
@@ -449,6 +497,12 @@ impl DataPlane for XdpPlane {
                     touched.push(k);
                 }
             }
+            if let Change::TimeoutsSet(t) = c {
+                self.config.tcp_timeout = t.tcp;
+                self.config.tcpfin_timeout = t.tcp_fin;
+                self.config.udp_timeout = t.udp;
+                self.write_config()?;
+            }
         }
         for key in touched {
             self.sync_service(key)?;
@@ -457,6 +511,15 @@ impl DataPlane for XdpPlane {
     }
 
     fn stats(&self) -> Vec<ServiceStats> {
+        let mut counts: HashMap<u32, ConnCounts> = HashMap::new();
+        for (_, v, _) in self.live_conns() {
+            let c = counts.entry(v.dest).or_default();
+            if v.state == abi::state::ESTABLISHED {
+                c.active += 1;
+            } else {
+                c.inactive += 1;
+            }
+        }
         self.table
             .services()
             .map(|s| {
@@ -471,7 +534,12 @@ impl DataPlane for XdpPlane {
                             .unwrap_or_default();
                         DestStats {
                             addr: d.addr(),
-                            conns: ConnCounts::default(),
+                            conns: self
+                                .dest_ids
+                                .get(&(s.key(), d.addr()))
+                                .and_then(|id| counts.get(id))
+                                .copied()
+                                .unwrap_or_default(),
                             counters: Counters {
                                 conns: st.conns,
                                 in_pkts: st.packets,
@@ -497,24 +565,17 @@ impl DataPlane for XdpPlane {
     }
 
     fn connections(&self) -> Vec<ConnectionEntry> {
-        let Some(map) = self.ebpf.map("rvs_conns") else {
-            return Vec::new();
-        };
-        let Ok(conns) = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map) else {
-            return Vec::new();
-        };
         let by_id: HashMap<u32, SocketAddr> =
             self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
-        conns
-            .iter()
-            .filter_map(Result::ok)
-            .filter_map(|(k, v)| {
+        let ip = |a: u32| IpAddr::V4(Ipv4Addr::from(a.to_ne_bytes()));
+        self.live_conns()
+            .into_iter()
+            .filter_map(|(k, v, expires_secs)| {
                 let protocol = if k.proto == 6 {
                     Protocol::Tcp
                 } else {
                     Protocol::Udp
                 };
-                let ip = |a: u32| IpAddr::V4(Ipv4Addr::from(a.to_ne_bytes()));
                 Some(ConnectionEntry {
                     client: SocketAddr::new(ip(k.saddr), u16::from_be(k.sport)),
                     virtual_: ConnVirtual::Addr {
@@ -522,12 +583,15 @@ impl DataPlane for XdpPlane {
                         addr: SocketAddr::new(ip(k.daddr), u16::from_be(k.dport)),
                     },
                     dest: *by_id.get(&v.dest)?,
-                    state: if protocol == Protocol::Udp {
-                        ConnState::Udp
-                    } else {
-                        ConnState::Established
+                    state: match v.state {
+                        abi::state::SYN_RECV => ConnState::SynRecv,
+                        abi::state::ESTABLISHED => ConnState::Established,
+                        abi::state::FIN_WAIT => ConnState::FinWait,
+                        abi::state::CLOSE => ConnState::Close,
+                        abi::state::UDP => ConnState::Udp,
+                        _ => ConnState::None,
                     },
-                    expires_secs: 0,
+                    expires_secs,
                     pe_name: None,
                     pe_data: None,
                 })

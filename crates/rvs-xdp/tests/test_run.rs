@@ -380,3 +380,60 @@ fn new_flows_follow_the_kernels_wrr_sequence() {
         [2, 2, 3, 2, 3, 4, 2, 3, 4, 2, 2, 3, 2, 3, 4, 2, 3, 4]
     );
 }
+
+/// The same frame with other TCP flags.
+fn with_flags(mut frame: Vec<u8>, flags: u8) -> Vec<u8> {
+    frame[47] = flags;
+    frame
+}
+
+#[test]
+fn tcp_flags_drive_the_connection_state_and_idle_flows_expire() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    add(
+        &mut p,
+        &[
+            ("198.18.1.2:80", ForwardMethod::Route, 1),
+            ("198.18.1.3:80", ForwardMethod::Route, 1),
+        ],
+    );
+    let to: SocketAddr = "198.18.0.1:80".parse().unwrap();
+    let state = |p: &XdpPlane| {
+        let c = p.connections();
+        assert_eq!(c.len(), 1, "{c:?}");
+        (c[0].state, c[0].expires_secs)
+    };
+    let syn_frame = syn(client(42000), to);
+    let (_, out) = run(&mut p, &syn_frame);
+    let first = out[5];
+    assert_eq!(state(&p).0, rvs_core::ConnState::SynRecv);
+    run(&mut p, &with_flags(syn_frame.clone(), 0x10));
+    let (st, expires) = state(&p);
+    assert_eq!(st, rvs_core::ConnState::Established);
+    assert!(
+        expires > 850 && expires <= 900,
+        "the tcp timeout: {expires}"
+    );
+    let stats = p.stats();
+    let active: u32 = stats[0].dests.iter().map(|d| d.conns.active).sum();
+    assert_eq!(active, 1, "an established flow counts as active");
+    run(&mut p, &with_flags(syn_frame.clone(), 0x11));
+    assert_eq!(state(&p).0, rvs_core::ConnState::FinWait);
+    // With a 1 s timeout in FIN_WAIT, an idle flow expires and its next packet is scheduled anew.
+    p.apply(&[Change::TimeoutsSet(rvs_core::Timeouts {
+        tcp: 900,
+        tcp_fin: 1,
+        udp: 300,
+    })])
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(p.connections().is_empty(), "expired flows are not listed");
+    let (_, again) = run(&mut p, &with_flags(syn_frame, 0x10));
+    assert_ne!(
+        again[5], first,
+        "rr gives the new flow the next real server"
+    );
+}
