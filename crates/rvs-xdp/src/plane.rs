@@ -235,7 +235,10 @@ impl XdpPlane {
             .filter_map(|(k, v)| {
                 let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
                 let timeout = u64::from(self.timeout_of(v.state));
-                timeout.checked_sub(age).filter(|left| *left > 0).map(|left| (k, v, left))
+                timeout
+                    .checked_sub(age)
+                    .filter(|left| *left > 0)
+                    .map(|left| (k, v, left))
             })
             .collect()
     }

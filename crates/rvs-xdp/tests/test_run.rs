@@ -274,30 +274,25 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// Whether the TCP checksum of an Ethernet + IPv4 + TCP frame verifies.
-fn tcp_checksum_ok(frame: &[u8]) -> bool {
-    let ip = &frame[14..34];
+/// The checksum over the IPv4 pseudo-header and the TCP segment of an Ethernet frame.
+fn tcp_sum(frame: &[u8]) -> u16 {
     let seg = &frame[34..];
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&ip[12..20]);
+    let mut pseudo = frame[26..34].to_vec();
     pseudo.extend_from_slice(&[0, 6]);
     pseudo.extend_from_slice(&u16::try_from(seg.len()).unwrap().to_be_bytes());
     pseudo.extend_from_slice(seg);
-    checksum(&pseudo) == 0
+    checksum(&pseudo)
+}
+
+/// Whether the TCP checksum of an Ethernet + IPv4 + TCP frame verifies.
+fn tcp_checksum_ok(frame: &[u8]) -> bool {
+    tcp_sum(frame) == 0
 }
 
 /// Fills in a valid TCP checksum.
 fn with_tcp_checksum(mut frame: Vec<u8>) -> Vec<u8> {
-    frame[50] = 0;
-    frame[51] = 0;
-    let ip = frame[14..34].to_vec();
-    let seg = frame[34..].to_vec();
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&ip[12..20]);
-    pseudo.extend_from_slice(&[0, 6]);
-    pseudo.extend_from_slice(&u16::try_from(seg.len()).unwrap().to_be_bytes());
-    pseudo.extend_from_slice(&seg);
-    let c = checksum(&pseudo);
+    frame[50..52].fill(0);
+    let c = tcp_sum(&frame);
     frame[50..52].copy_from_slice(&c.to_be_bytes());
     frame
 }
