@@ -1,0 +1,114 @@
+//! Per-packet cost of the XDP program against a bare MAC-swap XDP_TX program measured the same
+//! way (BPF_PROG_TEST_RUN with repeat; the kernel reports the mean time per run). Root only.
+//! Run: `cargo run --release -p rvs-xdp --example prog_cost`.
+//!
+//! Only direct routing is measured this way: with `repeat`, the kernel runs the program again
+//! on the frame the previous run left (it does not restore it), which is harmless for DR (only
+//! the MACs change) but turns an IP-in-IP or NAT frame into one that is no longer for the VIP.
+//! Those modes need live frames (BPF_F_TEST_XDP_LIVE_FRAMES on a real interface) or packets
+//! through veth, which the benchmark issue covers.
+
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use rvs_core::{
+    Change, DataPlane, DestConfig, ForwardMethod, SchedulerKind, ServiceConfig, ServiceKey,
+};
+use rvs_xdp::neighbors::Neighbors;
+use rvs_xdp::{DirectorAddr, XdpPlane};
+use std::net::Ipv4Addr;
+
+const REPEAT: u32 = 2_000_000;
+const ROUNDS: usize = 7;
+
+struct Fixed;
+impl Neighbors for Fixed {
+    fn mac(&self, ip: Ipv4Addr) -> Option<[u8; 6]> {
+        Some([2, 0, 0, 0, 1, ip.octets()[3]])
+    }
+}
+
+static MACSWAP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench_macswap.o"));
+
+fn frame(dport: u16) -> Vec<u8> {
+    let mut p = vec![2, 0, 0, 0, 0, 0xd1, 2, 0, 0, 0, 0, 0xc1, 8, 0];
+    p.extend_from_slice(&[
+        0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 9, 9, 198, 18, 0, 1,
+    ]);
+    p.extend_from_slice(&40000u16.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+    p
+}
+
+/// One timed run: mean ns per packet over REPEAT, checking the verdict is XDP_TX (3).
+fn once(prog: &Xdp, input: &[u8]) -> f64 {
+    let mut out = vec![0u8; input.len() + 64];
+    let r = prog
+        .test_run(TestRunOptions {
+            data_in: Some(input),
+            data_out: Some(&mut out),
+            repeat: REPEAT,
+            ..TestRunOptions::default()
+        })
+        .expect("test run");
+    assert_eq!(
+        r.return_value,
+        3,
+        "the program must forward (XDP_TX) frame to port {}",
+        u16::from_be_bytes([input[36], input[37]])
+    );
+    r.duration.as_nanos() as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let director = DirectorAddr {
+        tunnel_src: "198.18.0.254".parse().unwrap(),
+        mac: [2, 0, 0, 0, 0, 0xd1],
+    };
+    let mut plane = XdpPlane::load(director, Box::new(Fixed)).expect("load (root needed)");
+    let modes = [(80u16, ForwardMethod::Route, "direct routing")];
+    let mut changes = Vec::new();
+    for (port, fwd, _) in modes {
+        let key = ServiceKey::tcp(std::net::SocketAddr::from(([198, 18, 0, 1], port)));
+        changes.push(Change::ServiceAdded(
+            ServiceConfig::new(key).with_scheduler(SchedulerKind::Rr),
+        ));
+        let dest = DestConfig::new(std::net::SocketAddr::from(([198, 18, 1, 2], port)), fwd);
+        changes.push(Change::DestAdded { service: key, dest });
+    }
+    plane.apply(&changes).expect("configure");
+    let mut bare = aya::Ebpf::load(MACSWAP).expect("load the baseline");
+    let base: &mut Xdp = bare
+        .program_mut("bench_macswap")
+        .unwrap()
+        .try_into()
+        .unwrap();
+    base.load().expect("load the baseline");
+    // Interleave the contenders round by round, so drifts of the machine hit all alike.
+    let mut samples = vec![Vec::new(); modes.len() + 1];
+    for _ in 0..ROUNDS {
+        samples[0].push(once(base, &frame(80)));
+        for (i, (port, _, _)) in modes.iter().enumerate() {
+            samples[i + 1].push(once(plane.program().unwrap(), &frame(*port)));
+        }
+    }
+    let baseline = median(samples[0].clone());
+    println!("| program | ns per packet (median of {ROUNDS} x {REPEAT}) | packets/s per core | share of the bare program's rate |");
+    println!("|---|---|---|---|");
+    println!(
+        "| bare MAC swap + XDP_TX | {baseline:.1} | {:.2} M | 1.00 |",
+        1e3 / baseline
+    );
+    for (i, (_, _, name)) in modes.iter().enumerate() {
+        let c = median(samples[i + 1].clone());
+        println!(
+            "| rvs {name} (established flow) | {c:.1} | {:.2} M | {:.2} |",
+            1e3 / c,
+            baseline / c
+        );
+    }
+}
