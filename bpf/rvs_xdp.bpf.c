@@ -219,11 +219,6 @@ int rvs_xdp(struct xdp_md *ctx)
 	if ((void *)(ports + 2) > data_end)
 		return XDP_PASS;
 
-	struct rvs_svc_key sk = { .addr = ip->daddr, .port = ports[1], .proto = ip->protocol };
-	struct rvs_svc *svc = bpf_map_lookup_elem(&rvs_services, &sk);
-	if (!svc)
-		return nat_back(ctx, eth, ip, ports, data_end);
-
 	__u32 zero = 0;
 	struct rvs_config *cfg = bpf_map_lookup_elem(&rvs_config, &zero);
 	if (!cfg)
@@ -239,9 +234,12 @@ int rvs_xdp(struct xdp_md *ctx)
 		if ((void *)(fl + 1) <= data_end)
 			flags = *fl;
 	}
-	__u64 now = bpf_ktime_get_ns();
+	/* Known connections first: their packets need no service lookup. The coarse clock is
+	 * enough for timeouts counted in seconds, and cheaper. */
+	__u64 now = bpf_ktime_get_coarse_ns();
 	__u32 dest_id;
 	int new_conn = 0;
+	struct rvs_svc *svc = 0;
 	struct rvs_conn *conn = bpf_map_lookup_elem(&rvs_conns, &ck);
 	if (conn) {
 		__u32 timeout = state_timeout(cfg, conn->state);
@@ -250,11 +248,20 @@ int rvs_xdp(struct xdp_md *ctx)
 			conn = 0;
 		}
 	}
+	if (!conn) {
+		struct rvs_svc_key sk = { .addr = ip->daddr, .port = ports[1], .proto = ip->protocol };
+		svc = bpf_map_lookup_elem(&rvs_services, &sk);
+		if (!svc)
+			return nat_back(ctx, eth, ip, ports, data_end);
+	}
 	if (conn) {
 		dest_id = conn->dest;
-		conn->last_ns = now;
-		conn->state = next_state(conn->state, ip->protocol, flags);
-	} else {
+		if (conn->last_ns != now)
+			conn->last_ns = now;
+		__u8 st = next_state(conn->state, ip->protocol, flags);
+		if (st != conn->state)
+			conn->state = st;
+	} else if (svc) {
 		__u32 pos;
 		if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {
 			__u32 sid = svc->id;
@@ -273,6 +280,8 @@ int rvs_xdp(struct xdp_md *ctx)
 		struct rvs_conn c = { .dest = dest_id, .last_ns = now, .state = next_state(RVS_ST_NONE, ip->protocol, flags) };
 		bpf_map_update_elem(&rvs_conns, &ck, &c, BPF_ANY);
 		new_conn = 1;
+	} else {
+		return XDP_PASS;
 	}
 	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &dest_id);
 	if (!d || d->method == 0)
