@@ -4,10 +4,11 @@
  * NAT (the destination becomes the real server; its replies, routed back through the director,
  * get the VIP back as their source), with incremental checksum updates.
  *
- * A new flow is scheduled by hashing its 5-tuple into the service's 256-slot ring, which
- * rvs-xdp fills from the core's dests and weights; the choice is kept in an LRU connection
- * table, so a flow stays on its dest while the ring changes (quiesced or removed dests get no
- * new flows, their open flows go on). */
+ * A new flow is scheduled on the service's 256-slot ring, which rvs-xdp fills from the core:
+ * rr and wrr take the scheduler's sequence in turn, sh and dh look up the kernel's bucket of
+ * their hash key, the others hash the 5-tuple into a ring of the dests' weights. The choice
+ * is kept in an LRU connection table, so a flow stays on its dest while the ring changes
+ * (quiesced or removed dests get no new flows, their open flows go on). */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -84,6 +85,12 @@ static __always_inline __u32 mix(__u32 h)
 	h *= 0xc2b2ae35;
 	h ^= h >> 16;
 	return h;
+}
+
+/* The kernel's hash_32(key, 8) (include/linux/hash.h), as ip_vs_sh.c and ip_vs_dh.c use it. */
+static __always_inline __u32 hash_32_8(__u32 key)
+{
+	return (key * 0x61C88647u) >> 24;
 }
 
 static __always_inline __u16 csum_fold(__u32 sum)
@@ -269,6 +276,12 @@ int rvs_xdp(struct xdp_md *ctx)
 			if (!cursor)
 				return XDP_DROP;
 			pos = __sync_fetch_and_add(cursor, 1) % svc->len;
+		} else if (svc->pick == RVS_PICK_SRC) {
+			pos = hash_32_8(bpf_ntohl(ck.saddr));
+		} else if (svc->pick == RVS_PICK_SRC_PORT) {
+			pos = hash_32_8(bpf_ntohl(ck.saddr) + bpf_ntohs(ck.sport));
+		} else if (svc->pick == RVS_PICK_DST) {
+			pos = hash_32_8(bpf_ntohl(ck.daddr));
 		} else {
 			pos = mix(ck.saddr ^ mix(((__u32)ck.sport << 16) | ck.dport) ^ mix(ck.daddr + ck.proto));
 		}

@@ -21,8 +21,12 @@ struct rvs_svc_key {
 };
 
 /* How a service places new flows on its ring. */
-#define RVS_PICK_HASH 0   /* hash of the 5-tuple (sh, mh, dh and, for now, the others) */
+#define RVS_PICK_HASH 0   /* hash of the 5-tuple (mh and, for now, the connection-counting ones) */
 #define RVS_PICK_CURSOR 1 /* the next slot in turn: the ring is the scheduler's sequence (rr, wrr) */
+/* The kernel's hash_32(key, 8) picks the slot; the ring is the core's answer per bucket. */
+#define RVS_PICK_SRC 2      /* key: the client's address (sh) */
+#define RVS_PICK_SRC_PORT 3 /* key: the client's address plus its port (sh with sh-port) */
+#define RVS_PICK_DST 4      /* key: the destination address (dh) */
 
 /* A service's slot: its ring is rvs_ring[id * RVS_RING_SIZE ...], of which `len` slots are
  * used in cursor mode. */

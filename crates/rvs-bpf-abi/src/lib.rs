@@ -37,6 +37,13 @@ pub const PICK_HASH: u16 = 0;
 /// `RVS_PICK_CURSOR`: new flows take the ring's slots in turn (the ring is the scheduler's
 /// sequence).
 pub const PICK_CURSOR: u16 = 1;
+/// `RVS_PICK_SRC`: the kernel's `hash_32` of the client's address picks the slot (sh); the
+/// ring holds the core's answer for each bucket.
+pub const PICK_SRC: u16 = 2;
+/// `RVS_PICK_SRC_PORT`: as [`PICK_SRC`], of the client's address plus its port (sh-port).
+pub const PICK_SRC_PORT: u16 = 3;
+/// `RVS_PICK_DST`: as [`PICK_SRC`], of the destination address (dh).
+pub const PICK_DST: u16 = 4;
 
 /// `struct rvs_svc`.
 #[repr(C)]
@@ -44,7 +51,7 @@ pub const PICK_CURSOR: u16 = 1;
 pub struct Svc {
     /// The service's ring: slots `id * RING_SIZE ..`.
     pub id: u32,
-    /// [`PICK_HASH`] or [`PICK_CURSOR`].
+    /// One of the `PICK_*` modes.
     pub pick: u16,
     /// Slots used in cursor mode.
     pub len: u16,

@@ -310,14 +310,18 @@ impl XdpPlane {
             .iter()
             .map(|d| (d.addr(), d.config.forward, d.weight()))
             .collect();
-        let cursor = matches!(
-            service.config().scheduler,
-            SchedulerKind::Rr | SchedulerKind::Wrr
-        );
-        let sequence = if cursor {
-            ring::sequence(service)
-        } else {
-            Vec::new()
+        let pick = match service.config().scheduler {
+            SchedulerKind::Rr | SchedulerKind::Wrr => abi::PICK_CURSOR,
+            SchedulerKind::Sh if service.config().sched_flags.port() => abi::PICK_SRC_PORT,
+            SchedulerKind::Sh => abi::PICK_SRC,
+            SchedulerKind::Dh => abi::PICK_DST,
+            _ => abi::PICK_HASH,
+        };
+        // The core's answers, by address: a cycle of picks, or one answer per bucket.
+        let answers: Vec<Option<SocketAddr>> = match pick {
+            abi::PICK_CURSOR => ring::sequence(service).into_iter().map(Some).collect(),
+            abi::PICK_HASH => Vec::new(),
+            _ => ring::buckets(service),
         };
         let id = match self.service_ids.get(&key) {
             Some(id) => *id,
@@ -371,23 +375,26 @@ impl XdpPlane {
             tracing::debug!(service = %key, dest = %addr, dest_id, method, "dest written");
             weighted.push((dest_id, weight));
         }
-        let (slots, pick, len) = if cursor {
-            let ids: HashMap<SocketAddr, u32> = self
-                .dest_ids
-                .iter()
-                .filter(|((k, _), _)| *k == key)
-                .map(|((_, a), id)| (*a, *id))
-                .collect();
-            let seq: Vec<u32> = sequence
-                .iter()
-                .filter_map(|a| ids.get(a).map(|id| id + 1))
-                .collect();
-            let len = u16::try_from(seq.len()).unwrap_or(0);
-            let mut slots = seq;
-            slots.resize(ring::SIZE, 0);
-            (slots, abi::PICK_CURSOR, len)
-        } else {
-            (ring::fill(&weighted), abi::PICK_HASH, 0)
+        let ids: HashMap<SocketAddr, u32> = self
+            .dest_ids
+            .iter()
+            .filter(|((k, _), _)| *k == key)
+            .map(|((_, a), id)| (*a, *id))
+            .collect();
+        let slot_of = |answer: &Option<SocketAddr>| {
+            answer
+                .and_then(|a| ids.get(&a).map(|id| id + 1))
+                .unwrap_or(0)
+        };
+        let (slots, len) = match pick {
+            abi::PICK_HASH => (ring::fill(&weighted), 0),
+            abi::PICK_CURSOR => {
+                let mut slots: Vec<u32> = answers.iter().map(slot_of).collect();
+                let len = u16::try_from(slots.len()).unwrap_or(0);
+                slots.resize(ring::SIZE, 0);
+                (slots, len)
+            }
+            _ => (answers.iter().map(slot_of).collect(), 0),
         };
         // A changed sequence starts from its beginning, as the kernel's wrr does.
         self.array::<u32>("rvs_cursors")?

@@ -4,7 +4,8 @@
 use aya::programs::TestRun;
 use aya::programs::TestRunOptions;
 use rvs_core::{
-    Change, DataPlane, DestConfig, ForwardMethod, SchedulerKind, ServiceConfig, ServiceKey, Tunnel,
+    Change, DataPlane, DestConfig, ForwardMethod, SchedFlags, SchedulerKind, ServiceConfig,
+    ServiceKey, Tunnel,
 };
 use rvs_xdp::neighbors::Neighbors;
 use rvs_xdp::{DirectorAddr, XdpPlane};
@@ -220,6 +221,92 @@ fn flows_spread_over_dests_stick_to_theirs_and_leave_quiesced_ones_alone() {
         fresh.iter().all(|&d| d == 3),
         "new flows avoid the quiesced real server"
     );
+}
+
+/// For sh (plain, with sh-fallback, with sh-port) and dh over dests with a quiesced one, every
+/// new flow goes where the core's scheduler sends the same flow, or is dropped where the
+/// kernel finds no dest.
+#[test]
+fn sh_and_dh_send_each_flow_where_the_core_does() {
+    use rand::SeedableRng;
+    if !can_run() {
+        return;
+    }
+    let cases = [
+        (SchedulerKind::Sh, 0),
+        (SchedulerKind::Sh, SchedFlags::SCHED1),
+        (SchedulerKind::Sh, SchedFlags::SCHED2),
+        (SchedulerKind::Dh, 0),
+    ];
+    for (scheduler, flags) in cases {
+        let mut p = plane();
+        let mut core = rvs_core::Table::new();
+        let mut changes = Vec::new();
+        // dh hashes the destination address, so give it several VIPs to spread over.
+        let vip_addrs: Vec<SocketAddr> = (1..=8u8)
+            .map(|i| SocketAddr::from(([198, 18, 0, i], 80)))
+            .collect();
+        let vips: Vec<ServiceKey> = vip_addrs.iter().map(|a| ServiceKey::tcp(*a)).collect();
+        for vip in &vips {
+            let mut config = ServiceConfig::new(*vip).with_scheduler(scheduler);
+            config.sched_flags = SchedFlags(flags);
+            changes.push(Change::ServiceAdded(config));
+            for (last, weight) in [(2u8, 3u32), (3, 0), (4, 1), (5, 2)] {
+                let addr = SocketAddr::from(([198, 18, 1, last], 80));
+                let dest = DestConfig::new(addr, ForwardMethod::Route).with_weight(weight);
+                changes.push(Change::DestAdded {
+                    service: *vip,
+                    dest,
+                });
+            }
+        }
+        p.apply(&changes).unwrap();
+        for c in &changes {
+            core.apply_change(c).unwrap();
+        }
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let (mut dropped, mut forwarded) = (0, 0);
+        for i in 0..400u32 {
+            let from = SocketAddr::from((
+                Ipv4Addr::from(0xC612_0000u32.wrapping_add(i.wrapping_mul(2_654_435_761))),
+                1024 + i as u16,
+            ));
+            let vip = vips[i as usize % vips.len()];
+            let flow = rvs_core::Flow {
+                client: from,
+                local: vip_addrs[i as usize % vips.len()],
+            };
+            let expected = core
+                .service_mut(&vip)
+                .unwrap()
+                .schedule(&flow, true, rvs_core::Timestamp::ZERO, &mut rng)
+                .ok()
+                .map(|t| t.dest);
+            let (verdict, out) = run(&mut p, &syn(from, flow.local));
+            match expected {
+                Some(SocketAddr::V4(d)) => {
+                    assert_eq!(verdict, XDP_TX, "{scheduler:?} {flags:#x} {from} to {vip}");
+                    assert_eq!(
+                        out[5],
+                        d.ip().octets()[3],
+                        "{scheduler:?} {flags:#x} {from} to {vip}"
+                    );
+                    forwarded += 1;
+                }
+                _ => {
+                    assert_eq!(
+                        verdict, XDP_DROP,
+                        "{scheduler:?} {flags:#x} {from} to {vip}: no dest"
+                    );
+                    dropped += 1;
+                }
+            }
+        }
+        assert!(forwarded > 0, "{scheduler:?} {flags:#x} forwards");
+        if flags == SchedFlags::SCHED1 {
+            assert_eq!(dropped, 0, "sh-fallback always finds a dest");
+        }
+    }
 }
 
 #[test]
