@@ -63,6 +63,13 @@ struct {
 } rvs_nat_back SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rvs_conn_key);
+	__type(value, struct rvs_tmpl);
+} rvs_templates SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
@@ -207,6 +214,72 @@ static __always_inline __u32 state_timeout(struct rvs_config *cfg, __u8 state)
 	}
 }
 
+/* The scheduler's choice for a new flow: the dest's index, or -1 if none is available. */
+static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs_conn_key *ck)
+{
+	__u32 pos;
+	if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {
+		__u32 sid = svc->id;
+		__u32 *cursor = bpf_map_lookup_elem(&rvs_cursors, &sid);
+		if (!cursor)
+			return -1;
+		pos = __sync_fetch_and_add(cursor, 1) % svc->len;
+	} else if (svc->pick == RVS_PICK_SRC) {
+		pos = hash_32_8(bpf_ntohl(ck->saddr));
+	} else if (svc->pick == RVS_PICK_SRC_PORT) {
+		pos = hash_32_8(bpf_ntohl(ck->saddr) + bpf_ntohs(ck->sport));
+	} else if (svc->pick == RVS_PICK_DST) {
+		pos = hash_32_8(bpf_ntohl(ck->daddr));
+	} else {
+		pos = mix(ck->saddr ^ mix(((__u32)ck->sport << 16) | ck->dport) ^ mix(ck->daddr + ck->proto));
+	}
+	__u32 slot = svc->id * RVS_RING_SIZE + (pos & (RVS_RING_SIZE - 1));
+	__u32 *pick = bpf_map_lookup_elem(&rvs_ring, &slot);
+	if (!pick || *pick == 0)
+		return -1;
+	return *pick - 1;
+}
+
+/* The persistence template key of a flow: the client network, the service, client port 0. */
+static __always_inline struct rvs_conn_key template_key(const struct rvs_conn_key *ck, __u32 mask)
+{
+	struct rvs_conn_key tk = {
+		.saddr = ck->saddr & mask, .daddr = ck->daddr, .dport = ck->dport, .proto = ck->proto,
+	};
+	return tk;
+}
+
+/* The dest of a live template, refreshed; -1 if there is none, it idled past the persistence
+ * timeout, or its dest left the service (a quiesced dest keeps its clients, as in IPVS). */
+static __always_inline long template_dest(const struct rvs_svc *svc, const struct rvs_conn_key *tk,
+					  __u64 now)
+{
+	struct rvs_tmpl *t = bpf_map_lookup_elem(&rvs_templates, tk);
+	if (!t)
+		return -1;
+	__u32 dest_id = t->dest;
+	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &dest_id);
+	if (now - t->last_ns > (__u64)svc->persist_timeout * 1000000000ULL || !d || !d->available) {
+		bpf_map_delete_elem(&rvs_templates, tk);
+		return -1;
+	}
+	t->last_ns = now;
+	return dest_id;
+}
+
+/* A packet of a persistent connection keeps its template alive (once per clock tick). */
+static __always_inline void touch_template(const struct rvs_conn_key *ck, __u64 now)
+{
+	struct rvs_svc_key sk = { .addr = ck->daddr, .port = ck->dport, .proto = ck->proto };
+	struct rvs_svc *svc = bpf_map_lookup_elem(&rvs_services, &sk);
+	if (!svc)
+		return;
+	struct rvs_conn_key tk = template_key(ck, svc->persist_mask);
+	struct rvs_tmpl *t = bpf_map_lookup_elem(&rvs_templates, &tk);
+	if (t)
+		t->last_ns = now;
+}
+
 SEC("xdp")
 int rvs_xdp(struct xdp_md *ctx)
 {
@@ -263,34 +336,33 @@ int rvs_xdp(struct xdp_md *ctx)
 	}
 	if (conn) {
 		dest_id = conn->dest;
-		if (conn->last_ns != now)
+		if (conn->last_ns != now) {
 			conn->last_ns = now;
+			if (conn->persist)
+				touch_template(&ck, now);
+		}
 		__u8 st = next_state(conn->state, ip->protocol, flags);
 		if (st != conn->state)
 			conn->state = st;
 	} else if (svc) {
-		__u32 pos;
-		if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {
-			__u32 sid = svc->id;
-			__u32 *cursor = bpf_map_lookup_elem(&rvs_cursors, &sid);
-			if (!cursor)
-				return XDP_DROP;
-			pos = __sync_fetch_and_add(cursor, 1) % svc->len;
-		} else if (svc->pick == RVS_PICK_SRC) {
-			pos = hash_32_8(bpf_ntohl(ck.saddr));
-		} else if (svc->pick == RVS_PICK_SRC_PORT) {
-			pos = hash_32_8(bpf_ntohl(ck.saddr) + bpf_ntohs(ck.sport));
-		} else if (svc->pick == RVS_PICK_DST) {
-			pos = hash_32_8(bpf_ntohl(ck.daddr));
+		struct rvs_conn_key tk = template_key(&ck, svc->persist_mask);
+		long held = svc->persist_timeout ? template_dest(svc, &tk, now) : -1;
+		if (held >= 0) {
+			dest_id = held;
 		} else {
-			pos = mix(ck.saddr ^ mix(((__u32)ck.sport << 16) | ck.dport) ^ mix(ck.daddr + ck.proto));
+			long picked = schedule(svc, &ck);
+			if (picked < 0)
+				return XDP_DROP; /* no dest available, as IPVS drops */
+			dest_id = picked;
+			if (svc->persist_timeout) {
+				struct rvs_tmpl t = { .dest = dest_id, .last_ns = now };
+				bpf_map_update_elem(&rvs_templates, &tk, &t, BPF_ANY);
+			}
 		}
-		__u32 slot = svc->id * RVS_RING_SIZE + (pos & (RVS_RING_SIZE - 1));
-		__u32 *pick = bpf_map_lookup_elem(&rvs_ring, &slot);
-		if (!pick || *pick == 0)
-			return XDP_DROP; /* no dest available, as IPVS drops */
-		dest_id = *pick - 1;
-		struct rvs_conn c = { .dest = dest_id, .last_ns = now, .state = next_state(RVS_ST_NONE, ip->protocol, flags) };
+		struct rvs_conn c = {
+			.dest = dest_id, .last_ns = now, .persist = svc->persist_timeout != 0,
+			.state = next_state(RVS_ST_NONE, ip->protocol, flags),
+		};
 		bpf_map_update_elem(&rvs_conns, &ck, &c, BPF_ANY);
 		new_conn = 1;
 	} else {

@@ -34,6 +34,8 @@ struct rvs_svc {
 	__u32 id;
 	__u16 pick;
 	__u16 len;
+	__u32 persist_timeout; /* seconds (-p); 0 = not persistent */
+	__u32 persist_mask;    /* -M, network byte order */
 };
 
 /* A real server. */
@@ -41,7 +43,7 @@ struct rvs_dest {
 	__u32 addr;
 	__u16 port;
 	__u8 method;
-	__u8 pad;
+	__u8 available; /* 0 once removed: open flows go on, persistence templates lapse */
 	__u8 mac[6];
 	__u16 pad2;
 };
@@ -68,7 +70,16 @@ struct rvs_conn_key {
 struct rvs_conn {
 	__u32 dest;
 	__u8 state;
-	__u8 pad[3];
+	__u8 persist; /* a persistence template controls it: its packets keep the template alive */
+	__u8 pad[2];
+	__u64 last_ns;
+};
+
+/* A persistence template, keyed by an rvs_conn_key with the client address masked and client
+ * port 0 (as IPVS's templates): the dest a client network sticks to, and its last use. */
+struct rvs_tmpl {
+	__u32 dest;
+	__u32 pad;
 	__u64 last_ns;
 };
 

@@ -55,6 +55,10 @@ pub struct Svc {
     pub pick: u16,
     /// Slots used in cursor mode.
     pub len: u16,
+    /// Persistence timeout in seconds (`-p`); 0 = not persistent.
+    pub persist_timeout: u32,
+    /// Persistence netmask (`-M`), network byte order.
+    pub persist_mask: u32,
 }
 
 /// `struct rvs_dest`.
@@ -67,8 +71,9 @@ pub struct Dest {
     pub port: u16,
     /// [`FWD_ROUTE`], [`FWD_TUNNEL`] or [`FWD_MASQ`]; 0 = unused.
     pub method: u8,
-    /// Zero.
-    pub pad: u8,
+    /// 1 while the dest belongs to its service; 0 once removed (its open flows go on, its
+    /// persistence templates lapse).
+    pub available: u8,
     /// The next hop's MAC address.
     pub mac: [u8; 6],
     /// Zero.
@@ -112,8 +117,10 @@ pub struct Conn {
     pub dest: u32,
     /// One of [`state`].
     pub state: u8,
+    /// 1 if a persistence template controls the connection (its packets keep it alive).
+    pub persist: u8,
     /// Zero.
-    pub pad: [u8; 3],
+    pub pad: [u8; 2],
     /// Last packet, `bpf_ktime_get_ns` (CLOCK_MONOTONIC).
     pub last_ns: u64,
 }
@@ -128,6 +135,19 @@ pub struct Nat {
     pub vport: u16,
     /// The client's (or its next hop's) MAC address.
     pub client_mac: [u8; 6],
+}
+
+/// `struct rvs_tmpl`: a persistence template, keyed by a [`ConnKey`] whose client address is
+/// masked and whose client port is 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tmpl {
+    /// The dest's index.
+    pub dest: u32,
+    /// Zero.
+    pub pad: u32,
+    /// Last use, `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC).
+    pub last_ns: u64,
 }
 
 /// `struct rvs_stat`.
@@ -163,11 +183,12 @@ pub struct Config {
 }
 
 const _: () = assert!(core::mem::size_of::<SvcKey>() == 8);
-const _: () = assert!(core::mem::size_of::<Svc>() == 8);
+const _: () = assert!(core::mem::size_of::<Svc>() == 16);
 const _: () = assert!(core::mem::size_of::<Dest>() == 16);
 const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
 const _: () = assert!(core::mem::size_of::<Conn>() == 16);
 const _: () = assert!(core::mem::size_of::<Stat>() == 24);
+const _: () = assert!(core::mem::size_of::<Tmpl>() == 16);
 const _: () = assert!(core::mem::size_of::<Nat>() == 12);
 const _: () = assert!(core::mem::size_of::<Config>() == 28);
 
@@ -176,7 +197,7 @@ mod pod {
     // SAFETY: every type here is #[repr(C)], Copy, made only of integers and byte arrays, with
     // explicit padding fields, so any bit pattern is valid and there are no implicit holes.
     #![allow(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
-    use super::{Config, Conn, ConnKey, Dest, Nat, Stat, Svc, SvcKey};
+    use super::{Config, Conn, ConnKey, Dest, Nat, Stat, Svc, SvcKey, Tmpl};
     unsafe impl aya::Pod for SvcKey {}
     unsafe impl aya::Pod for Svc {}
     unsafe impl aya::Pod for Dest {}
@@ -184,5 +205,6 @@ mod pod {
     unsafe impl aya::Pod for Conn {}
     unsafe impl aya::Pod for Stat {}
     unsafe impl aya::Pod for Nat {}
+    unsafe impl aya::Pod for Tmpl {}
     unsafe impl aya::Pod for Config {}
 }

@@ -9,8 +9,8 @@ use aya::Ebpf;
 use rvs_bpf_abi as abi;
 use rvs_core::{
     Change, ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DataPlane,
-    DataPlaneError, DestStats, ForwardMethod, Protocol, Rates, SchedulerKind, ServiceKey,
-    ServiceStats, Table, TunnelKind,
+    DataPlaneError, DestStats, ForwardMethod, PersistMask, Persistence, Protocol, Rates,
+    SchedulerKind, ServiceKey, ServiceStats, Table, TunnelKind,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -223,12 +223,7 @@ impl XdpPlane {
         let Ok(conns) = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map) else {
             return Vec::new();
         };
-        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-            .map(|t| {
-                u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
-                    + u64::try_from(t.tv_nsec()).unwrap_or(0)
-            })
-            .unwrap_or(0);
+        let now = monotonic_ns();
         conns
             .iter()
             .filter_map(Result::ok)
@@ -239,6 +234,47 @@ impl XdpPlane {
                     .checked_sub(age)
                     .filter(|left| *left > 0)
                     .map(|left| (k, v, left))
+            })
+            .collect()
+    }
+
+    /// The live persistence templates with their dest and seconds left, read from
+    /// `rvs_templates`, as IPVS lists them: client network with port 0, state NONE.
+    fn live_templates(&self) -> Vec<ConnectionEntry> {
+        let Some(map) = self.ebpf.map("rvs_templates") else {
+            return Vec::new();
+        };
+        let Ok(templates) = BpfHashMap::<_, abi::ConnKey, abi::Tmpl>::try_from(map) else {
+            return Vec::new();
+        };
+        let by_id: HashMap<u32, SocketAddr> =
+            self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
+        let now = monotonic_ns();
+        templates
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(k, v)| {
+                let protocol = protocol_of(k.proto);
+                let vip = SocketAddr::new(ip_of(k.daddr), u16::from_be(k.dport));
+                let service = self.table.service(&ServiceKey::Inet {
+                    protocol,
+                    addr: vip,
+                })?;
+                let timeout = u64::from(service.config().persistence?.timeout);
+                let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
+                let left = timeout.checked_sub(age).filter(|left| *left > 0)?;
+                Some(ConnectionEntry {
+                    client: SocketAddr::new(ip_of(k.saddr), 0),
+                    virtual_: ConnVirtual::Addr {
+                        protocol,
+                        addr: vip,
+                    },
+                    dest: *by_id.get(&v.dest)?,
+                    state: ConnState::None,
+                    expires_secs: left,
+                    pe_name: None,
+                    pe_data: None,
+                })
             })
             .collect()
     }
@@ -294,6 +330,31 @@ impl XdpPlane {
         let Some(sk) = Self::svc_key(&key) else {
             return Ok(());
         };
+        // Dests that left the service (or all of a removed one) keep their entries for their
+        // open flows but are no longer available to persistence templates.
+        let gone: Vec<u32> = self
+            .dest_ids
+            .iter()
+            .filter(|((k, a), _)| {
+                *k == key
+                    && self
+                        .table
+                        .service(&key)
+                        .is_none_or(|s| !s.dests().iter().any(|d| d.addr() == *a))
+            })
+            .map(|(_, id)| *id)
+            .collect();
+        for id in gone {
+            let mut dests = self.array::<abi::Dest>("rvs_dests")?;
+            if let Ok(mut entry) = dests.get(&id, 0) {
+                if entry.available != 0 {
+                    entry.available = 0;
+                    dests
+                        .set(id, entry, 0)
+                        .map_err(|e| failed("write rvs_dests", e))?;
+                }
+            }
+        }
         let Some(service) = self.table.service(&key) else {
             // Removed: forget the key and empty its ring (open flows keep their dests).
             if let Some(id) = self.service_ids.remove(&key) {
@@ -310,6 +371,7 @@ impl XdpPlane {
             .iter()
             .map(|d| (d.addr(), d.config.forward, d.weight()))
             .collect();
+        let persistence = service.config().persistence;
         let pick = match service.config().scheduler {
             SchedulerKind::Rr | SchedulerKind::Wrr => abi::PICK_CURSOR,
             SchedulerKind::Sh if service.config().sched_flags.port() => abi::PICK_SRC_PORT,
@@ -365,7 +427,7 @@ impl XdpPlane {
                 addr: be32(*a.ip()),
                 port: a.port().to_be(),
                 method,
-                pad: 0,
+                available: 1,
                 mac,
                 pad2: 0,
             };
@@ -396,6 +458,13 @@ impl XdpPlane {
             }
             _ => (answers.iter().map(slot_of).collect(), 0),
         };
+        let (persist_timeout, persist_mask) = match persistence {
+            Some(Persistence {
+                timeout,
+                netmask: PersistMask::V4(mask),
+            }) => (timeout, be32(mask)),
+            _ => (0, 0),
+        };
         // A changed sequence starts from its beginning, as the kernel's wrr does.
         self.array::<u32>("rvs_cursors")?
             .set(id, 0, 0)
@@ -408,7 +477,17 @@ impl XdpPlane {
                 .map_err(|e| failed("write rvs_ring", e))?;
         }
         self.services_map()?
-            .insert(sk, abi::Svc { id, pick, len }, 0)
+            .insert(
+                sk,
+                abi::Svc {
+                    id,
+                    pick,
+                    len,
+                    persist_timeout,
+                    persist_mask,
+                },
+                0,
+            )
             .map_err(|e| failed("write rvs_services", e))?;
         Ok(())
     }
@@ -577,20 +656,15 @@ impl DataPlane for XdpPlane {
     fn connections(&self) -> Vec<ConnectionEntry> {
         let by_id: HashMap<u32, SocketAddr> =
             self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
-        let ip = |a: u32| IpAddr::V4(Ipv4Addr::from(a.to_ne_bytes()));
-        self.live_conns()
+        let mut entries: Vec<ConnectionEntry> = self
+            .live_conns()
             .into_iter()
             .filter_map(|(k, v, expires_secs)| {
-                let protocol = if k.proto == 6 {
-                    Protocol::Tcp
-                } else {
-                    Protocol::Udp
-                };
                 Some(ConnectionEntry {
-                    client: SocketAddr::new(ip(k.saddr), u16::from_be(k.sport)),
+                    client: SocketAddr::new(ip_of(k.saddr), u16::from_be(k.sport)),
                     virtual_: ConnVirtual::Addr {
-                        protocol,
-                        addr: SocketAddr::new(ip(k.daddr), u16::from_be(k.dport)),
+                        protocol: protocol_of(k.proto),
+                        addr: SocketAddr::new(ip_of(k.daddr), u16::from_be(k.dport)),
                     },
                     dest: *by_id.get(&v.dest)?,
                     state: match v.state {
@@ -606,6 +680,32 @@ impl DataPlane for XdpPlane {
                     pe_data: None,
                 })
             })
-            .collect()
+            .collect();
+        entries.extend(self.live_templates());
+        entries
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock of the program's timestamps.
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| {
+            u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
+                + u64::try_from(t.tv_nsec()).unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// An address as the maps hold it (network byte order in a native u32).
+fn ip_of(addr: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(addr.to_ne_bytes()))
+}
+
+/// The protocol of a map key (the program only keys TCP and UDP).
+fn protocol_of(proto: u8) -> Protocol {
+    if proto == 6 {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
     }
 }

@@ -4,8 +4,8 @@
 use aya::programs::TestRun;
 use aya::programs::TestRunOptions;
 use rvs_core::{
-    Change, DataPlane, DestConfig, ForwardMethod, SchedFlags, SchedulerKind, ServiceConfig,
-    ServiceKey, Tunnel,
+    Change, DataPlane, DestConfig, ForwardMethod, PersistMask, Persistence, SchedFlags,
+    SchedulerKind, ServiceConfig, ServiceKey, Tunnel,
 };
 use rvs_xdp::neighbors::Neighbors;
 use rvs_xdp::{DirectorAddr, XdpPlane};
@@ -307,6 +307,101 @@ fn sh_and_dh_send_each_flow_where_the_core_does() {
             assert_eq!(dropped, 0, "sh-fallback always finds a dest");
         }
     }
+}
+
+/// Persistence: a client network sticks to its dest across connections, through quiescing,
+/// not past the dest's removal nor past the timeout; `-Lc` lists the template.
+#[test]
+fn persistent_clients_stick_to_their_dest_until_it_leaves_or_the_template_expires() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    let persistent = |timeout| {
+        let mut config = ServiceConfig::new(vip()).with_scheduler(SchedulerKind::Rr);
+        config.persistence = Some(Persistence {
+            timeout,
+            netmask: PersistMask::V4("255.255.255.0".parse().unwrap()),
+        });
+        config
+    };
+    let dest = |last: u8, weight| {
+        DestConfig::new(
+            SocketAddr::from(([198, 18, 1, last], 80)),
+            ForwardMethod::Route,
+        )
+        .with_weight(weight)
+    };
+    p.apply(&[
+        Change::ServiceAdded(persistent(300)),
+        Change::DestAdded {
+            service: vip(),
+            dest: dest(2, 1),
+        },
+        Change::DestAdded {
+            service: vip(),
+            dest: dest(3, 1),
+        },
+    ])
+    .unwrap();
+    let to: SocketAddr = "198.18.0.1:80".parse().unwrap();
+    let dest_of = |p: &mut XdpPlane, from: &str| {
+        let (verdict, out) = run(p, &syn(from.parse().unwrap(), to));
+        assert_eq!(verdict, XDP_TX, "{from} is forwarded");
+        out[5]
+    };
+    let held = dest_of(&mut p, "198.18.9.9:40000");
+    for port in 40001..40009 {
+        assert_eq!(dest_of(&mut p, &format!("198.18.9.9:{port}")), held);
+    }
+    assert_eq!(
+        dest_of(&mut p, "198.18.9.77:5000"),
+        held,
+        "same /24, same dest"
+    );
+    let other = dest_of(&mut p, "198.18.10.9:5000");
+    assert_ne!(other, held, "another network is scheduled (rr)");
+    let listed = p.connections();
+    assert!(
+        listed
+            .iter()
+            .any(|c| c.client == "198.18.9.0:0".parse().unwrap()
+                && c.state == rvs_core::ConnState::None
+                && c.dest == SocketAddr::from(([198, 18, 1, held], 80))
+                && c.expires_secs > 290),
+        "-Lc lists the template: {listed:?}"
+    );
+    // Quiesced: the template still holds, as in IPVS.
+    p.apply(&[Change::DestEdited {
+        service: vip(),
+        dest: dest(held, 0),
+    }])
+    .unwrap();
+    assert_eq!(dest_of(&mut p, "198.18.9.9:41000"), held);
+    // Removed: the template lapses and the client network is scheduled anew.
+    p.apply(&[Change::DestRemoved {
+        service: vip(),
+        dest: SocketAddr::from(([198, 18, 1, held], 80)),
+    }])
+    .unwrap();
+    assert_eq!(dest_of(&mut p, "198.18.9.9:41001"), other);
+    // Expired: with a 1 s timeout and 2 s of silence, 198.18.10.0/24 is no longer held by
+    // `other` (now quiesced), so it goes to the re-added dest.
+    p.apply(&[
+        Change::ServiceEdited(persistent(1)),
+        Change::DestAdded {
+            service: vip(),
+            dest: dest(held, 1),
+        },
+    ])
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    p.apply(&[Change::DestEdited {
+        service: vip(),
+        dest: dest(other, 0),
+    }])
+    .unwrap();
+    assert_eq!(dest_of(&mut p, "198.18.10.9:6000"), held);
 }
 
 #[test]
