@@ -542,3 +542,50 @@ fn a_quiesced_real_server_keeps_its_open_flow_and_gets_no_new_ones() {
         "the open flow still reaches the quiesced real server"
     );
 }
+
+#[test]
+fn a_persistent_service_keeps_a_client_on_one_real_server_until_it_is_removed() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("persist", true);
+    let tmp = tempfile::tempdir().unwrap();
+    scenario(&mut lab, "-g", ["198.18.0.11", "198.18.0.12"], tmp.path());
+    let socket = tmp.path().join("rvsd.sock");
+    let adm = |args: &[&str]| {
+        let o = common::ipvsadm_at(tmp.path(), &socket, args, b"");
+        assert!(o.status.success(), "ipvsadm {args:?}: {}", common::err(&o));
+        common::out(&o)
+    };
+    adm(&["-E", "-t", &format!("{VIP}:80"), "-s", "rr", "-p", "300"]);
+    let names: Vec<String> = (0..10)
+        .map(|p| {
+            let body = get(&lab, "name", 33_000 + p).expect("an answer through the VIP");
+            String::from_utf8_lossy(&body).into_owned()
+        })
+        .collect();
+    assert!(
+        names.iter().all(|n| *n == names[0]),
+        "every connection of the client reaches one real server: {names:?}"
+    );
+    let held = if names[0] == "rs1" {
+        "198.18.0.11:80"
+    } else {
+        "198.18.0.12:80"
+    };
+    let conns = adm(&["-Lnc"]);
+    assert!(
+        conns.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 6 && f[2] == "NONE" && f[3] == "198.18.0.10:0" && f[5] == held
+        }),
+        "-Lnc lists the client's template:\n{conns}"
+    );
+    adm(&["-d", "-t", &format!("{VIP}:80"), "-r", held]);
+    let after = get(&lab, "name", 34_000).expect("an answer through the VIP");
+    assert_ne!(
+        String::from_utf8_lossy(&after),
+        names[0],
+        "a removed real server no longer holds its clients"
+    );
+}
