@@ -70,6 +70,13 @@ struct {
 } rvs_templates SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct rvs_count);
+} rvs_counts SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
@@ -214,10 +221,85 @@ static __always_inline __u32 state_timeout(struct rvs_config *cfg, __u8 state)
 	}
 }
 
+/* Counts a connection of `dest` in `state` (delta +1) or forgets it (-1). */
+static __always_inline void count_conn(__u32 dest, __u8 state, __s32 delta)
+{
+	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &dest);
+	if (!c)
+		return;
+	if (state == RVS_ST_ESTABLISHED)
+		__sync_fetch_and_add(&c->active, delta);
+	else
+		__sync_fetch_and_add(&c->inactive, delta);
+}
+
+/* The state of a connection-counting scan, carried through bpf_loop. */
+struct least_scan {
+	__u32 svc_id;
+	__u32 len;
+	__u32 pick;
+	__u32 pad;
+	long best;
+	__s64 boh; /* the best dest's overhead */
+	__s64 bw;  /* and weight */
+};
+
+/* One dest of the scan (a bpf_loop callback, so the verifier checks the body once however
+ * many dests there are). Returns 1 to stop. */
+static long least_step(__u64 index, void *arg)
+{
+	struct least_scan *x = arg;
+	__u32 i = index;
+	if (i >= x->len)
+		return 1;
+	__u32 slot = x->svc_id * RVS_RING_SIZE + i;
+	__u32 *v = bpf_map_lookup_elem(&rvs_ring, &slot);
+	if (!v || *v == 0)
+		return 0;
+	__u32 id = *v - 1;
+	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
+	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
+	if (!d || !c || d->weight == 0)
+		return 0; /* quiesced: never chosen */
+	__s64 act = c->active > 0 ? c->active : 0;
+	__s64 inact = c->inactive > 0 ? c->inactive : 0;
+	__s64 w = d->weight, oh;
+	if (x->pick == RVS_PICK_LC) {
+		oh = (act << 8) + inact;
+		if (x->best < 0 || oh < x->boh) {
+			x->best = id;
+			x->boh = oh;
+		}
+		return 0;
+	}
+	if (x->pick == RVS_PICK_NQ && act == 0) {
+		x->best = id; /* the first idle dest, at once */
+		return 1;
+	}
+	oh = x->pick == RVS_PICK_WLC ? (act << 8) + inact : act + 1;
+	if (x->best < 0 || x->boh * w > oh * x->bw) {
+		x->best = id;
+		x->boh = oh;
+		x->bw = w;
+	}
+	return 0;
+}
+
+/* The connection-counting schedulers (ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c): one
+ * scan in list order, ties keep the earlier dest, weighted comparisons cross-multiplied. */
+static __always_inline long least(const struct rvs_svc *svc)
+{
+	struct least_scan x = { .svc_id = svc->id, .len = svc->len, .pick = svc->pick, .best = -1 };
+	bpf_loop(RVS_RING_SIZE, least_step, &x, 0);
+	return x.best;
+}
+
 /* The scheduler's choice for a new flow: the dest's index, or -1 if none is available. */
 static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs_conn_key *ck)
 {
 	__u32 pos;
+	if (svc->pick >= RVS_PICK_LC)
+		return least(svc);
 	if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {
 		__u32 sid = svc->id;
 		__u32 *cursor = bpf_map_lookup_elem(&rvs_cursors, &sid);
@@ -324,6 +406,7 @@ int rvs_xdp(struct xdp_md *ctx)
 	if (conn) {
 		__u32 timeout = state_timeout(cfg, conn->state);
 		if (now - conn->last_ns > (__u64)timeout * 1000000000ULL) {
+			count_conn(conn->dest, conn->state, -1);
 			bpf_map_delete_elem(&rvs_conns, &ck); /* expired: schedule anew */
 			conn = 0;
 		}
@@ -342,8 +425,13 @@ int rvs_xdp(struct xdp_md *ctx)
 				touch_template(&ck, now);
 		}
 		__u8 st = next_state(conn->state, ip->protocol, flags);
-		if (st != conn->state)
+		if (st != conn->state) {
+			if ((st == RVS_ST_ESTABLISHED) != (conn->state == RVS_ST_ESTABLISHED)) {
+				count_conn(dest_id, conn->state, -1);
+				count_conn(dest_id, st, 1);
+			}
 			conn->state = st;
+		}
 	} else if (svc) {
 		struct rvs_conn_key tk = template_key(&ck, svc->persist_mask);
 		long held = svc->persist_timeout ? template_dest(svc, &tk, now) : -1;
@@ -364,6 +452,7 @@ int rvs_xdp(struct xdp_md *ctx)
 			.state = next_state(RVS_ST_NONE, ip->protocol, flags),
 		};
 		bpf_map_update_elem(&rvs_conns, &ck, &c, BPF_ANY);
+		count_conn(dest_id, c.state, 1);
 		new_conn = 1;
 	} else {
 		return XDP_PASS;

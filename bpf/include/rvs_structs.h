@@ -27,6 +27,12 @@ struct rvs_svc_key {
 #define RVS_PICK_SRC 2      /* key: the client's address (sh) */
 #define RVS_PICK_SRC_PORT 3 /* key: the client's address plus its port (sh with sh-port) */
 #define RVS_PICK_DST 4      /* key: the destination address (dh) */
+/* The kernel's linear scan over the dests (ring slots 0..len, in list order) by their counts
+ * in rvs_counts: */
+#define RVS_PICK_LC 5  /* least (active << 8) + inactive */
+#define RVS_PICK_WLC 6 /* least overhead / weight */
+#define RVS_PICK_SED 7 /* least (active + 1) / weight */
+#define RVS_PICK_NQ 8  /* the first idle dest, else as sed */
 
 /* A service's slot: its ring is rvs_ring[id * RVS_RING_SIZE ...], of which `len` slots are
  * used in cursor mode. */
@@ -45,7 +51,14 @@ struct rvs_dest {
 	__u8 method;
 	__u8 available; /* 0 once removed: open flows go on, persistence templates lapse */
 	__u8 mac[6];
-	__u16 pad2;
+	__u16 weight; /* -w (0..65535) */
+};
+
+/* A dest's connections, as IPVS counts them: ESTABLISHED ones are active, others inactive.
+ * Kept by the program and corrected from the connection table by rvs-xdp's sweep. */
+struct rvs_count {
+	__s32 active;
+	__s32 inactive;
 };
 
 /* A connection (the client's 5-tuple towards the VIP). */

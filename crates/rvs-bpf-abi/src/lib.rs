@@ -44,6 +44,15 @@ pub const PICK_SRC: u16 = 2;
 pub const PICK_SRC_PORT: u16 = 3;
 /// `RVS_PICK_DST`: as [`PICK_SRC`], of the destination address (dh).
 pub const PICK_DST: u16 = 4;
+/// `RVS_PICK_LC`: the kernel's lc scan over the dests in ring slots `0..len` by their
+/// [`Count`]s: least `(active << 8) + inactive`.
+pub const PICK_LC: u16 = 5;
+/// `RVS_PICK_WLC`: as [`PICK_LC`], least overhead per weight.
+pub const PICK_WLC: u16 = 6;
+/// `RVS_PICK_SED`: as [`PICK_LC`], least `(active + 1)` per weight.
+pub const PICK_SED: u16 = 7;
+/// `RVS_PICK_NQ`: as [`PICK_LC`], the first idle dest, else as sed.
+pub const PICK_NQ: u16 = 8;
 
 /// `struct rvs_svc`.
 #[repr(C)]
@@ -76,8 +85,18 @@ pub struct Dest {
     pub available: u8,
     /// The next hop's MAC address.
     pub mac: [u8; 6],
-    /// Zero.
-    pub pad2: u16,
+    /// `-w` (0..=65535).
+    pub weight: u16,
+}
+
+/// `struct rvs_count`: a dest's connections as IPVS counts them (ESTABLISHED ones active).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Count {
+    /// Active connections.
+    pub active: i32,
+    /// Inactive connections.
+    pub inactive: i32,
 }
 
 /// `struct rvs_conn_key`.
@@ -189,6 +208,7 @@ const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
 const _: () = assert!(core::mem::size_of::<Conn>() == 16);
 const _: () = assert!(core::mem::size_of::<Stat>() == 24);
 const _: () = assert!(core::mem::size_of::<Tmpl>() == 16);
+const _: () = assert!(core::mem::size_of::<Count>() == 8);
 const _: () = assert!(core::mem::size_of::<Nat>() == 12);
 const _: () = assert!(core::mem::size_of::<Config>() == 28);
 
@@ -197,7 +217,7 @@ mod pod {
     // SAFETY: every type here is #[repr(C)], Copy, made only of integers and byte arrays, with
     // explicit padding fields, so any bit pattern is valid and there are no implicit holes.
     #![allow(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
-    use super::{Config, Conn, ConnKey, Dest, Nat, Stat, Svc, SvcKey, Tmpl};
+    use super::{Config, Conn, ConnKey, Count, Dest, Nat, Stat, Svc, SvcKey, Tmpl};
     unsafe impl aya::Pod for SvcKey {}
     unsafe impl aya::Pod for Svc {}
     unsafe impl aya::Pod for Dest {}
@@ -206,5 +226,6 @@ mod pod {
     unsafe impl aya::Pod for Stat {}
     unsafe impl aya::Pod for Nat {}
     unsafe impl aya::Pod for Tmpl {}
+    unsafe impl aya::Pod for Count {}
     unsafe impl aya::Pod for Config {}
 }

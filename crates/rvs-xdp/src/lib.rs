@@ -1,12 +1,13 @@
 //! The XDP data plane: BPF programs in C (`bpf/`), compiled by build.rs with clang, loaded and
 //! fed by Rust with aya. It forwards IPv4 TCP and UDP services by direct routing (the frame's
-//! destination MAC changes) and by IP-in-IP tunnelling, at the driver, without the kernel's
+//! destination MAC changes), IP-in-IP tunnelling and NAT, at the driver, without the kernel's
 //! stack.
 //!
 //! What is built so far, and what is not: see `docs/architecture.md`. In short, new flows are
-//! scheduled by a source-hash ring that Rust fills from the core's dests and weights (for every
-//! scheduler), flows stick through an LRU connection table, and NAT, IPv6, fwmark services and
-//! the connection-counting schedulers are refused with a message.
+//! scheduled from lookup rings that Rust fills with the core's answers (rr, wrr, sh, dh), by
+//! the kernel's scans over per-dest connection counts (lc, wlc, sed, nq) or by a weighted hash
+//! ring (the rest); flows stick through an LRU connection table; IPv6, fwmark services and
+//! tunnels other than IP-in-IP are refused with a message.
 
 #![deny(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod neighbors;
 pub mod plane;
 pub mod realserver;
 pub mod ring;
+pub mod sweep;
 
 pub use aya::programs::XdpMode;
 pub use plane::{DirectorAddr, XdpPlane};

@@ -3,6 +3,7 @@
 
 use crate::neighbors::Neighbors;
 use crate::ring;
+use crate::sweep::Sweeper;
 use aya::maps::{Array, HashMap as BpfHashMap, PerCpuArray};
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
@@ -14,6 +15,9 @@ use rvs_core::{
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 const NAME: &str = "xdp";
 /// The kernel's SYN_RECV timeout, seconds.
@@ -38,7 +42,20 @@ pub struct XdpPlane {
     service_ids: HashMap<ServiceKey, u32>,
     dest_ids: HashMap<(ServiceKey, SocketAddr), u32>,
     next_dest: u32,
+    /// `next_dest`, for the sweeper.
+    dest_count: Arc<AtomicU32>,
+    /// Cleared when the plane is dropped, which stops its sweeper thread.
+    alive: Arc<AtomicBool>,
 }
+
+impl Drop for XdpPlane {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::Release);
+    }
+}
+
+/// How often rvsd's plane sweeps its connection table.
+pub const SWEEP_PERIOD: Duration = Duration::from_secs(2);
 
 fn failed(operation: impl Into<String>, e: impl std::fmt::Display) -> DataPlaneError {
     DataPlaneError::Failed {
@@ -133,6 +150,7 @@ impl XdpPlane {
             };
             tracing::info!(%interface, ?mode, "XDP program attached");
         }
+        plane.sweeper()?.run(SWEEP_PERIOD, Arc::clone(&plane.alive));
         Ok(plane)
     }
 
@@ -175,6 +193,8 @@ impl XdpPlane {
             service_ids: HashMap::new(),
             dest_ids: HashMap::new(),
             next_dest: 0,
+            dest_count: Arc::new(AtomicU32::new(0)),
+            alive: Arc::new(AtomicBool::new(true)),
         };
         plane.write_config()?;
         Ok(plane)
@@ -194,6 +214,37 @@ impl XdpPlane {
                 .map(|_| XdpMode::Skb)
                 .map_err(|e| failed(format!("attach to {interface} (native: {native})"), e)),
         }
+    }
+
+    /// A sweeper on the plane's maps (rvsd's plane runs one every [`SWEEP_PERIOD`]).
+    ///
+    /// # Errors
+    /// When the maps cannot be opened again by id.
+    pub fn sweeper(&self) -> Result<Sweeper, DataPlaneError> {
+        use aya::maps::IterableMap;
+        let map = |name: &str| {
+            self.ebpf
+                .map(name)
+                .ok_or_else(|| failed(format!("find map {name}"), "missing"))
+        };
+        let id = |data: &aya::maps::MapData, name: &str| {
+            data.info()
+                .map(|i| i.id())
+                .map_err(|e| failed(format!("inspect map {name}"), e))
+        };
+        let conns = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map("rvs_conns")?)
+            .map_err(|e| failed("open map rvs_conns", e))?;
+        let counts = Array::<_, abi::Count>::try_from(map("rvs_counts")?)
+            .map_err(|e| failed("open map rvs_counts", e))?;
+        let config = Array::<_, abi::Config>::try_from(map("rvs_config")?)
+            .map_err(|e| failed("open map rvs_config", e))?;
+        Sweeper::open(
+            id(conns.map(), "rvs_conns")?,
+            id(counts.map(), "rvs_counts")?,
+            id(config.map(), "rvs_config")?,
+            Arc::clone(&self.dest_count),
+        )
+        .map_err(|e| failed("open the sweeper's maps", e))
     }
 
     /// The loaded program (for BPF_PROG_TEST_RUN in tests).
@@ -280,13 +331,7 @@ impl XdpPlane {
     }
 
     fn timeout_of(&self, state: u8) -> u32 {
-        match state {
-            abi::state::ESTABLISHED => self.config.tcp_timeout,
-            abi::state::UDP => self.config.udp_timeout,
-            abi::state::CLOSE => 10,
-            abi::state::FIN_WAIT => self.config.tcpfin_timeout,
-            _ => self.config.syn_timeout,
-        }
+        state_timeout(&self.config, state)
     }
 
     fn array<V: aya::Pod>(
@@ -377,11 +422,22 @@ impl XdpPlane {
             SchedulerKind::Sh if service.config().sched_flags.port() => abi::PICK_SRC_PORT,
             SchedulerKind::Sh => abi::PICK_SRC,
             SchedulerKind::Dh => abi::PICK_DST,
+            SchedulerKind::Lc => abi::PICK_LC,
+            SchedulerKind::Wlc => abi::PICK_WLC,
+            SchedulerKind::Sed => abi::PICK_SED,
+            SchedulerKind::Nq => abi::PICK_NQ,
             _ => abi::PICK_HASH,
         };
         // The core's answers, by address: a cycle of picks, or one answer per bucket.
         let answers: Vec<Option<SocketAddr>> = match pick {
             abi::PICK_CURSOR => ring::sequence(service).into_iter().map(Some).collect(),
+            // The scans walk the dests in the kernel's list order.
+            abi::PICK_LC | abi::PICK_WLC | abi::PICK_SED | abi::PICK_NQ => service
+                .dests()
+                .iter()
+                .take(ring::SIZE)
+                .map(|d| Some(d.addr()))
+                .collect(),
             abi::PICK_HASH => Vec::new(),
             _ => ring::buckets(service),
         };
@@ -408,6 +464,7 @@ impl XdpPlane {
                         return Err(failed("add a dest", "the dest map is full"));
                     }
                     self.next_dest += 1;
+                    self.dest_count.store(self.next_dest, Ordering::Release);
                     self.dest_ids.insert((key, addr), d);
                     d
                 }
@@ -429,7 +486,7 @@ impl XdpPlane {
                 method,
                 available: 1,
                 mac,
-                pad2: 0,
+                weight: u16::try_from(weight).unwrap_or(u16::MAX),
             };
             self.array::<abi::Dest>("rvs_dests")?
                 .set(dest_id, entry, 0)
@@ -450,7 +507,7 @@ impl XdpPlane {
         };
         let (slots, len) = match pick {
             abi::PICK_HASH => (ring::fill(&weighted), 0),
-            abi::PICK_CURSOR => {
+            abi::PICK_CURSOR | abi::PICK_LC | abi::PICK_WLC | abi::PICK_SED | abi::PICK_NQ => {
                 let mut slots: Vec<u32> = answers.iter().map(slot_of).collect();
                 let len = u16::try_from(slots.len()).unwrap_or(0);
                 slots.resize(ring::SIZE, 0);
@@ -686,8 +743,19 @@ impl DataPlane for XdpPlane {
     }
 }
 
+/// The idle timeout of a connection state in seconds, as the program applies it.
+pub(crate) const fn state_timeout(config: &abi::Config, state: u8) -> u32 {
+    match state {
+        abi::state::ESTABLISHED => config.tcp_timeout,
+        abi::state::UDP => config.udp_timeout,
+        abi::state::CLOSE => 10,
+        abi::state::FIN_WAIT => config.tcpfin_timeout,
+        _ => config.syn_timeout,
+    }
+}
+
 /// CLOCK_MONOTONIC in nanoseconds, the clock of the program's timestamps.
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| {
             u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000

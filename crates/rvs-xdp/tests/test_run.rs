@@ -614,3 +614,153 @@ fn tcp_flags_drive_the_connection_state_and_idle_flows_expire() {
         "rr gives the new flow the next real server"
     );
 }
+
+/// lc, wlc, sed and nq: through a seeded mix of new flows, handshakes completing and flows
+/// closing, every new flow goes to the dest the core's scheduler picks under the same counts
+/// (SYN_RECV and FIN_WAIT inactive, ESTABLISHED active); a quiesced dest gets none.
+#[test]
+fn connection_counting_schedulers_pick_as_the_core_does() {
+    use rand::{Rng, SeedableRng};
+    if !can_run() {
+        return;
+    }
+    for scheduler in [
+        SchedulerKind::Lc,
+        SchedulerKind::Wlc,
+        SchedulerKind::Sed,
+        SchedulerKind::Nq,
+    ] {
+        let mut p = plane();
+        let mut core = rvs_core::Table::new();
+        let mut changes = vec![Change::ServiceAdded(
+            ServiceConfig::new(vip()).with_scheduler(scheduler),
+        )];
+        for (last, weight) in [(2u8, 3u32), (3, 1), (4, 2), (5, 0)] {
+            let addr = SocketAddr::from(([198, 18, 1, last], 80));
+            let dest = DestConfig::new(addr, ForwardMethod::Route).with_weight(weight);
+            changes.push(Change::DestAdded {
+                service: vip(),
+                dest,
+            });
+        }
+        p.apply(&changes).unwrap();
+        for c in &changes {
+            core.apply_change(c).unwrap();
+        }
+        let to: SocketAddr = "198.18.0.1:80".parse().unwrap();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        // Open flows: client, the core's ticket, established yet.
+        let mut open: Vec<(SocketAddr, rvs_core::ConnTicket, bool)> = Vec::new();
+        let mut port = 42_000u16;
+        for step in 0..160 {
+            let roll: u32 = rng.random_range(0..10);
+            let pending = open.iter().position(|f| !f.2);
+            let established = open.iter().position(|f| f.2);
+            match (roll, pending, established) {
+                (5..=7, Some(i), _) => {
+                    let (client, ticket, up) = &mut open[i];
+                    let (verdict, _) = run(&mut p, &with_flags(syn(*client, to), 0x10));
+                    assert_eq!(verdict, XDP_TX);
+                    core.service_mut(&vip()).unwrap().set_active(ticket, true);
+                    *up = true;
+                }
+                (8..=9, _, Some(i)) => {
+                    let (client, mut ticket, _) = open.swap_remove(i);
+                    let (verdict, _) = run(&mut p, &with_flags(syn(client, to), 0x11));
+                    assert_eq!(verdict, XDP_TX);
+                    // FIN_WAIT: still counted, as inactive.
+                    core.service_mut(&vip())
+                        .unwrap()
+                        .set_active(&mut ticket, false);
+                }
+                _ => {
+                    port += 1;
+                    let client = SocketAddr::from(([198, 18, 9, 9], port));
+                    let flow = rvs_core::Flow { client, local: to };
+                    let ticket = core
+                        .service_mut(&vip())
+                        .unwrap()
+                        .schedule(&flow, false, rvs_core::Timestamp::ZERO, &mut rng)
+                        .unwrap();
+                    let SocketAddr::V4(expected) = ticket.dest else {
+                        unreachable!()
+                    };
+                    let (verdict, out) = run(&mut p, &syn(client, to));
+                    assert_eq!(verdict, XDP_TX);
+                    assert_eq!(
+                        out[5],
+                        expected.ip().octets()[3],
+                        "{scheduler:?} step {step}: new flow from {client}"
+                    );
+                    assert_ne!(out[5], 5, "the quiesced dest gets no new flow");
+                    open.push((client, ticket, false));
+                }
+            }
+        }
+        // A sweep recounts from the connection table and changes nothing.
+        let swept = p.sweeper().unwrap().sweep().unwrap();
+        assert_eq!(swept.expired, 0);
+        port += 1;
+        let client = SocketAddr::from(([198, 18, 9, 9], port));
+        let flow = rvs_core::Flow { client, local: to };
+        let expected = core
+            .service_mut(&vip())
+            .unwrap()
+            .schedule(&flow, false, rvs_core::Timestamp::ZERO, &mut rng)
+            .unwrap()
+            .dest;
+        assert_eq!(
+            run(&mut p, &syn(client, to)).1[5],
+            match expected {
+                SocketAddr::V4(a) => a.ip().octets()[3],
+                SocketAddr::V6(_) => 0,
+            },
+            "{scheduler:?} after a sweep"
+        );
+    }
+}
+
+/// The sweeper deletes idle flows the program never saw again and zeroes their counts, so lc
+/// sees the real servers as idle again.
+#[test]
+fn the_sweeper_expires_idle_flows_and_corrects_the_counts() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    let mut changes = vec![Change::ServiceAdded(
+        ServiceConfig::new(vip()).with_scheduler(SchedulerKind::Lc),
+    )];
+    for last in [2u8, 3] {
+        let dest = DestConfig::new(
+            SocketAddr::from(([198, 18, 1, last], 80)),
+            ForwardMethod::Route,
+        );
+        changes.push(Change::DestAdded {
+            service: vip(),
+            dest,
+        });
+    }
+    changes.push(Change::TimeoutsSet(rvs_core::Timeouts {
+        tcp: 1,
+        tcp_fin: 1,
+        udp: 1,
+    }));
+    p.apply(&changes).unwrap();
+    let to: SocketAddr = "198.18.0.1:80".parse().unwrap();
+    // Three established flows: lc spreads them 2 + 1 (list order: .3 first, then .2).
+    let mut picks = Vec::new();
+    for port in 43_000..43_003u16 {
+        picks.push(run(&mut p, &syn(client(port), to)).1[5]);
+        run(&mut p, &with_flags(syn(client(port), to), 0x10));
+    }
+    assert_eq!(picks, [3, 2, 3]);
+    // .3 has two active, .2 one; without a sweep the next new flow would go to .2.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let swept = p.sweeper().unwrap().sweep().unwrap();
+    assert_eq!(swept.expired, 3, "{swept:?}");
+    assert_eq!(swept.live, 0);
+    // All idle again: lc takes the first dest in list order, then the other.
+    assert_eq!(run(&mut p, &syn(client(43_200), to)).1[5], 3);
+    assert_eq!(run(&mut p, &syn(client(43_201), to)).1[5], 2);
+}

@@ -1,0 +1,124 @@
+//! The connection table's sweeper: what the kernel's connection timers do for IPVS.
+//!
+//! The program counts each dest's connections as it creates them, sees their state change and
+//! finds them expired (`rvs_counts`, which lc, wlc, sed and nq read), but it never sees a flow
+//! that went idle without another packet, nor one the LRU map evicted. The sweeper deletes
+//! expired entries and rewrites every dest's counts from what is left, so the counts are exact
+//! after each sweep and drift by at most what happens during one period. It works on its own
+//! handles to the maps (`MapData::from_id`), so it runs on a thread beside the plane.
+
+use rvs_bpf_abi as abi;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData};
+
+/// Handles to the maps a sweep reads and writes.
+pub struct Sweeper {
+    conns: BpfHashMap<MapData, abi::ConnKey, abi::Conn>,
+    counts: Array<MapData, abi::Count>,
+    config: Array<MapData, abi::Config>,
+    dests: Arc<AtomicU32>,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Swept {
+    /// Expired connections deleted.
+    pub expired: usize,
+    /// Live connections counted.
+    pub live: usize,
+}
+
+impl Sweeper {
+    /// Opens the maps by id. `dests` is the number of dest indexes in use (0..dests).
+    ///
+    /// # Errors
+    /// When the kernel refuses a map id.
+    pub(crate) fn open(
+        conns: u32,
+        counts: u32,
+        config: u32,
+        dests: Arc<AtomicU32>,
+    ) -> Result<Self, String> {
+        let open = |id: u32| {
+            MapData::from_id(id)
+                .and_then(aya::maps::Map::from_map_data)
+                .map_err(|e| format!("open map {id}: {e}"))
+        };
+        let (conns, counts, config) = (open(conns)?, open(counts)?, open(config)?);
+        Ok(Self {
+            conns: conns.try_into().map_err(|e| format!("rvs_conns: {e}"))?,
+            counts: counts.try_into().map_err(|e| format!("rvs_counts: {e}"))?,
+            config: config.try_into().map_err(|e| format!("rvs_config: {e}"))?,
+            dests,
+        })
+    }
+
+    /// One sweep: deletes expired connections and rewrites the counts of dests `0..dests`.
+    ///
+    /// # Errors
+    /// When a map cannot be read or written.
+    pub fn sweep(&mut self) -> Result<Swept, String> {
+        let now_ns = crate::plane::monotonic_ns();
+        let config = self
+            .config
+            .get(&0, 0)
+            .map_err(|e| format!("read rvs_config: {e}"))?;
+        let dests = self.dests.load(Ordering::Acquire) as usize;
+        let mut counts = vec![abi::Count::default(); dests];
+        let mut expired = Vec::new();
+        let mut live = 0;
+        for entry in self.conns.iter() {
+            let Ok((key, conn)) = entry else { continue };
+            let idle = now_ns.saturating_sub(conn.last_ns) / 1_000_000_000;
+            if idle > u64::from(crate::plane::state_timeout(&config, conn.state)) {
+                expired.push(key);
+                continue;
+            }
+            live += 1;
+            if let Some(c) = counts.get_mut(conn.dest as usize) {
+                if conn.state == abi::state::ESTABLISHED {
+                    c.active += 1;
+                } else {
+                    c.inactive += 1;
+                }
+            }
+        }
+        for key in &expired {
+            // Gone already (the program found it first) is fine.
+            let _ = self.conns.remove(key);
+        }
+        for (id, count) in counts.into_iter().enumerate() {
+            let id = u32::try_from(id).unwrap_or(u32::MAX);
+            self.counts
+                .set(id, count, 0)
+                .map_err(|e| format!("write rvs_counts: {e}"))?;
+        }
+        Ok(Swept {
+            expired: expired.len(),
+            live,
+        })
+    }
+
+    /// Sweeps every `period` on a thread of its own until `alive` turns false.
+    pub fn run(mut self, period: Duration, alive: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let step = Duration::from_millis(100).min(period);
+            let mut waited = Duration::ZERO;
+            while alive.load(Ordering::Acquire) {
+                std::thread::sleep(step);
+                waited += step;
+                if waited < period {
+                    continue;
+                }
+                waited = Duration::ZERO;
+                match self.sweep() {
+                    Ok(s) => tracing::debug!(expired = s.expired, live = s.live, "swept"),
+                    Err(e) => tracing::warn!(error = %e, "sweep failed"),
+                }
+            }
+        })
+    }
+}
