@@ -272,6 +272,13 @@ static long least_step(__u64 index, void *arg)
 		}
 		return 0;
 	}
+	if (x->pick == RVS_PICK_OVF) {
+		if (act <= w && (x->best < 0 || w > x->bw)) {
+			x->best = id;
+			x->bw = w;
+		}
+		return 0;
+	}
 	if (x->pick == RVS_PICK_NQ && act == 0) {
 		x->best = id; /* the first idle dest, at once */
 		return 1;
@@ -285,7 +292,8 @@ static long least_step(__u64 index, void *arg)
 	return 0;
 }
 
-/* The connection-counting schedulers (ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c): one
+/* The connection-counting schedulers (ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c,
+ * ip_vs_ovf.c): one
  * scan in list order, ties keep the earlier dest, weighted comparisons cross-multiplied. */
 static __always_inline long least(const struct rvs_svc *svc)
 {

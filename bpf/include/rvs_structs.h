@@ -33,6 +33,7 @@ struct rvs_svc_key {
 #define RVS_PICK_WLC 6 /* least overhead / weight */
 #define RVS_PICK_SED 7 /* least (active + 1) / weight */
 #define RVS_PICK_NQ 8  /* the first idle dest, else as sed */
+#define RVS_PICK_OVF 9 /* the heaviest dest whose active connections do not exceed its weight */
 
 /* A service's slot: its ring is rvs_ring[id * RVS_RING_SIZE ...], of which `len` slots are
  * used in cursor mode. */

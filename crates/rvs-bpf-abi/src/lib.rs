@@ -53,6 +53,9 @@ pub const PICK_WLC: u16 = 6;
 pub const PICK_SED: u16 = 7;
 /// `RVS_PICK_NQ`: as [`PICK_LC`], the first idle dest, else as sed.
 pub const PICK_NQ: u16 = 8;
+/// `RVS_PICK_OVF`: as [`PICK_LC`], the heaviest dest whose active connections do not exceed
+/// its weight.
+pub const PICK_OVF: u16 = 9;
 
 /// `struct rvs_svc`.
 #[repr(C)]

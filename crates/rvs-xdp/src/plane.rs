@@ -418,7 +418,8 @@ impl XdpPlane {
             .collect();
         let persistence = service.config().persistence;
         let pick = match service.config().scheduler {
-            SchedulerKind::Rr | SchedulerKind::Wrr => abi::PICK_CURSOR,
+            // fo's answer depends on weights alone: a one-dest cycle.
+            SchedulerKind::Rr | SchedulerKind::Wrr | SchedulerKind::Fo => abi::PICK_CURSOR,
             SchedulerKind::Sh if service.config().sched_flags.port() => abi::PICK_SRC_PORT,
             SchedulerKind::Sh => abi::PICK_SRC,
             SchedulerKind::Dh => abi::PICK_DST,
@@ -426,13 +427,14 @@ impl XdpPlane {
             SchedulerKind::Wlc => abi::PICK_WLC,
             SchedulerKind::Sed => abi::PICK_SED,
             SchedulerKind::Nq => abi::PICK_NQ,
+            SchedulerKind::Ovf => abi::PICK_OVF,
             _ => abi::PICK_HASH,
         };
         // The core's answers, by address: a cycle of picks, or one answer per bucket.
         let answers: Vec<Option<SocketAddr>> = match pick {
             abi::PICK_CURSOR => ring::sequence(service).into_iter().map(Some).collect(),
             // The scans walk the dests in the kernel's list order.
-            abi::PICK_LC | abi::PICK_WLC | abi::PICK_SED | abi::PICK_NQ => service
+            abi::PICK_LC | abi::PICK_WLC | abi::PICK_SED | abi::PICK_NQ | abi::PICK_OVF => service
                 .dests()
                 .iter()
                 .take(ring::SIZE)
@@ -507,7 +509,12 @@ impl XdpPlane {
         };
         let (slots, len) = match pick {
             abi::PICK_HASH => (ring::fill(&weighted), 0),
-            abi::PICK_CURSOR | abi::PICK_LC | abi::PICK_WLC | abi::PICK_SED | abi::PICK_NQ => {
+            abi::PICK_CURSOR
+            | abi::PICK_LC
+            | abi::PICK_WLC
+            | abi::PICK_SED
+            | abi::PICK_NQ
+            | abi::PICK_OVF => {
                 let mut slots: Vec<u32> = answers.iter().map(slot_of).collect();
                 let len = u16::try_from(slots.len()).unwrap_or(0);
                 slots.resize(ring::SIZE, 0);
