@@ -582,6 +582,25 @@ impl DataPlane for XdpPlane {
     }
 
     fn check(&self, changes: &[Change]) -> Result<(), DataPlaneError> {
+        // Dests each service would hold: a ring (and a scan) covers at most RING_SIZE.
+        let mut added: HashMap<ServiceKey, usize> = HashMap::new();
+        for c in changes {
+            if let Change::DestAdded { service, .. } = c {
+                let n = added
+                    .entry(*service)
+                    .or_insert_with(|| self.table.service(service).map_or(0, |s| s.dests().len()));
+                *n += 1;
+                if *n > ring::SIZE {
+                    return Err(unsupported(
+                        format!(
+                            "give service {service} more than {} real servers",
+                            ring::SIZE
+                        ),
+                        "another virtual service, or --dataplane proxy",
+                    ));
+                }
+            }
+        }
         for c in changes {
             match c {
                 Change::ServiceAdded(s) | Change::ServiceEdited(s) => match s.key {

@@ -442,6 +442,19 @@ fn what_the_plane_cannot_do_is_refused_with_its_reason() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("IPv4"), "{e}");
+    // A ring holds 256 dests: the 257th is refused, and nothing of the batch is applied.
+    let many: Vec<Change> = (0..257u32)
+        .map(|i| Change::DestAdded {
+            service: vip(),
+            dest: DestConfig::new(
+                SocketAddr::from(([198, 18, 2 + (i / 250) as u8, (i % 250) as u8 + 1], 80)),
+                ForwardMethod::Route,
+            ),
+        })
+        .collect();
+    let e = p.apply(&many).unwrap_err().to_string();
+    assert!(e.contains("more than 256 real servers"), "{e}");
+    assert!(p.apply(&many[..256]).is_ok());
 }
 
 /// The one's-complement checksum of `data` (IPv4 header, or pseudo-header + TCP segment).
