@@ -221,16 +221,44 @@ static __always_inline __u32 state_timeout(struct rvs_config *cfg, __u8 state)
 	}
 }
 
-/* Counts a connection of `dest` in `state` (delta +1) or forgets it (-1). */
+/* Counts a connection of `dest` in `state` (delta +1, IPVS's bind) or forgets it (-1,
+ * unbind), and sets or clears the overload flag as ip_vs_bind_dest and ip_vs_unbind_dest do. */
 static __always_inline void count_conn(__u32 dest, __u8 state, __s32 delta)
 {
 	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &dest);
-	if (!c)
+	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &dest);
+	if (!c || !d)
 		return;
 	if (state == RVS_ST_ESTABLISHED)
 		__sync_fetch_and_add(&c->active, delta);
 	else
 		__sync_fetch_and_add(&c->inactive, delta);
+	__s64 total = (__s64)c->active + c->inactive;
+	__s64 upper = d->u_threshold, lower = d->l_threshold;
+	if (delta > 0) {
+		if (upper && total >= upper)
+			c->overloaded = 1;
+	} else if (lower ? total < lower : (upper ? total * 4 < upper * 3 : 1)) {
+		c->overloaded = 0;
+	}
+}
+
+/* A connection changed between active and inactive (its total stays). */
+static __always_inline void move_conn(__u32 dest, __u8 from, __u8 to)
+{
+	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &dest);
+	if (!c || (from == RVS_ST_ESTABLISHED) == (to == RVS_ST_ESTABLISHED))
+		return;
+	__s32 up = to == RVS_ST_ESTABLISHED ? 1 : -1;
+	__sync_fetch_and_add(&c->active, up);
+	__sync_fetch_and_add(&c->inactive, -up);
+}
+
+/* Whether IPVS's overload flag is set on a dest. */
+static __always_inline int overloaded(__u32 dest)
+{
+	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &dest);
+	return c && c->overloaded;
 }
 
 /* The state of a connection-counting scan, carried through bpf_loop. */
@@ -259,8 +287,8 @@ static long least_step(__u64 index, void *arg)
 	__u32 id = *v - 1;
 	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
 	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
-	if (!d || !c || d->weight == 0)
-		return 0; /* quiesced: never chosen */
+	if (!d || !c || d->weight == 0 || c->overloaded)
+		return 0; /* quiesced or overloaded: never chosen */
 	__s64 act = c->active > 0 ? c->active : 0;
 	__s64 inact = c->inactive > 0 ? c->inactive : 0;
 	__s64 w = d->weight, oh;
@@ -269,6 +297,13 @@ static long least_step(__u64 index, void *arg)
 		if (x->best < 0 || oh < x->boh) {
 			x->best = id;
 			x->boh = oh;
+		}
+		return 0;
+	}
+	if (x->pick == RVS_PICK_FO) {
+		if (x->best < 0 || w > x->bw) {
+			x->best = id;
+			x->bw = w;
 		}
 		return 0;
 	}
@@ -302,6 +337,31 @@ static __always_inline long least(const struct rvs_svc *svc)
 	return x.best;
 }
 
+/* A cursor-mode pick: the first dest from the cursor's slot on that is not overloaded (rr
+ * and wrr skip overloaded dests, as the kernel's do). */
+struct cursor_scan {
+	__u32 svc_id;
+	__u32 len;
+	__u32 start;
+	__u32 pad;
+	long found;
+};
+
+static long cursor_step(__u64 index, void *arg)
+{
+	struct cursor_scan *x = arg;
+	if (index >= x->len || x->len == 0)
+		return 1;
+	__u32 slot = x->svc_id * RVS_RING_SIZE + (x->start + (__u32)index) % x->len;
+	__u32 *v = bpf_map_lookup_elem(&rvs_ring, &slot);
+	if (!v || *v == 0)
+		return 0;
+	if (overloaded(*v - 1))
+		return 0;
+	x->found = *v - 1;
+	return 1;
+}
+
 /* The scheduler's choice for a new flow: the dest's index, or -1 if none is available. */
 static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs_conn_key *ck)
 {
@@ -313,7 +373,12 @@ static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs
 		__u32 *cursor = bpf_map_lookup_elem(&rvs_cursors, &sid);
 		if (!cursor)
 			return -1;
-		pos = __sync_fetch_and_add(cursor, 1) % svc->len;
+		struct cursor_scan x = {
+			.svc_id = svc->id, .len = svc->len,
+			.start = __sync_fetch_and_add(cursor, 1) % svc->len, .found = -1,
+		};
+		bpf_loop(RVS_RING_SIZE, cursor_step, &x, 0);
+		return x.found;
 	} else if (svc->pick == RVS_PICK_SRC) {
 		pos = hash_32_8(bpf_ntohl(ck->saddr));
 	} else if (svc->pick == RVS_PICK_SRC_PORT) {
@@ -325,8 +390,8 @@ static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs
 	}
 	__u32 slot = svc->id * RVS_RING_SIZE + (pos & (RVS_RING_SIZE - 1));
 	__u32 *pick = bpf_map_lookup_elem(&rvs_ring, &slot);
-	if (!pick || *pick == 0)
-		return -1;
+	if (!pick || *pick == 0 || overloaded(*pick - 1))
+		return -1; /* sh and dh find no dest when theirs is overloaded */
 	return *pick - 1;
 }
 
@@ -434,10 +499,7 @@ int rvs_xdp(struct xdp_md *ctx)
 		}
 		__u8 st = next_state(conn->state, ip->protocol, flags);
 		if (st != conn->state) {
-			if ((st == RVS_ST_ESTABLISHED) != (conn->state == RVS_ST_ESTABLISHED)) {
-				count_conn(dest_id, conn->state, -1);
-				count_conn(dest_id, st, 1);
-			}
+			move_conn(dest_id, conn->state, st);
 			conn->state = st;
 		}
 	} else if (svc) {

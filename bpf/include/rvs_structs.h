@@ -34,6 +34,7 @@ struct rvs_svc_key {
 #define RVS_PICK_SED 7 /* least (active + 1) / weight */
 #define RVS_PICK_NQ 8  /* the first idle dest, else as sed */
 #define RVS_PICK_OVF 9 /* the heaviest dest whose active connections do not exceed its weight */
+#define RVS_PICK_FO 10 /* the heaviest dest */
 
 /* A service's slot: its ring is rvs_ring[id * RVS_RING_SIZE ...], of which `len` slots are
  * used in cursor mode. */
@@ -52,7 +53,9 @@ struct rvs_dest {
 	__u8 method;
 	__u8 available; /* 0 once removed: open flows go on, persistence templates lapse */
 	__u8 mac[6];
-	__u16 weight; /* -w (0..65535) */
+	__u16 weight;      /* -w (0..65535) */
+	__u32 u_threshold; /* -x; 0 = none */
+	__u32 l_threshold; /* -y; 0 = 3/4 of -x */
 };
 
 /* A dest's connections, as IPVS counts them: ESTABLISHED ones are active, others inactive.
@@ -60,6 +63,8 @@ struct rvs_dest {
 struct rvs_count {
 	__s32 active;
 	__s32 inactive;
+	__u32 overloaded; /* IPVS's overload flag, from the thresholds */
+	__u32 pad;
 };
 
 /* A connection (the client's 5-tuple towards the VIP). */

@@ -56,6 +56,8 @@ pub const PICK_NQ: u16 = 8;
 /// `RVS_PICK_OVF`: as [`PICK_LC`], the heaviest dest whose active connections do not exceed
 /// its weight.
 pub const PICK_OVF: u16 = 9;
+/// `RVS_PICK_FO`: as [`PICK_LC`], the heaviest dest.
+pub const PICK_FO: u16 = 10;
 
 /// `struct rvs_svc`.
 #[repr(C)]
@@ -90,6 +92,10 @@ pub struct Dest {
     pub mac: [u8; 6],
     /// `-w` (0..=65535).
     pub weight: u16,
+    /// `-x`, the upper connection threshold; 0 = none.
+    pub u_threshold: u32,
+    /// `-y`, the lower connection threshold; 0 = 3/4 of the upper one.
+    pub l_threshold: u32,
 }
 
 /// `struct rvs_count`: a dest's connections as IPVS counts them (ESTABLISHED ones active).
@@ -100,6 +106,10 @@ pub struct Count {
     pub active: i32,
     /// Inactive connections.
     pub inactive: i32,
+    /// IPVS's overload flag (1 = set), from the thresholds.
+    pub overloaded: u32,
+    /// Zero.
+    pub pad: u32,
 }
 
 /// `struct rvs_conn_key`.
@@ -206,12 +216,12 @@ pub struct Config {
 
 const _: () = assert!(core::mem::size_of::<SvcKey>() == 8);
 const _: () = assert!(core::mem::size_of::<Svc>() == 16);
-const _: () = assert!(core::mem::size_of::<Dest>() == 16);
+const _: () = assert!(core::mem::size_of::<Dest>() == 24);
 const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
 const _: () = assert!(core::mem::size_of::<Conn>() == 16);
 const _: () = assert!(core::mem::size_of::<Stat>() == 24);
 const _: () = assert!(core::mem::size_of::<Tmpl>() == 16);
-const _: () = assert!(core::mem::size_of::<Count>() == 8);
+const _: () = assert!(core::mem::size_of::<Count>() == 16);
 const _: () = assert!(core::mem::size_of::<Nat>() == 12);
 const _: () = assert!(core::mem::size_of::<Config>() == 28);
 

@@ -238,10 +238,15 @@ impl XdpPlane {
             .map_err(|e| failed("open map rvs_counts", e))?;
         let config = Array::<_, abi::Config>::try_from(map("rvs_config")?)
             .map_err(|e| failed("open map rvs_config", e))?;
+        let dests = Array::<_, abi::Dest>::try_from(map("rvs_dests")?)
+            .map_err(|e| failed("open map rvs_dests", e))?;
         Sweeper::open(
-            id(conns.map(), "rvs_conns")?,
-            id(counts.map(), "rvs_counts")?,
-            id(config.map(), "rvs_config")?,
+            crate::sweep::MapIds {
+                conns: id(conns.map(), "rvs_conns")?,
+                counts: id(counts.map(), "rvs_counts")?,
+                config: id(config.map(), "rvs_config")?,
+                dests: id(dests.map(), "rvs_dests")?,
+            },
             Arc::clone(&self.dest_count),
         )
         .map_err(|e| failed("open the sweeper's maps", e))
@@ -411,15 +416,18 @@ impl XdpPlane {
             }
             return Ok(());
         };
-        let dests: Vec<(SocketAddr, ForwardMethod, u32)> = service
+        let dests: Vec<(SocketAddr, ForwardMethod, u32, (u32, u32))> = service
             .dests()
             .iter()
-            .map(|d| (d.addr(), d.config.forward, d.weight()))
+            .map(|d| {
+                let thresholds = (d.config.u_threshold, d.config.l_threshold);
+                (d.addr(), d.config.forward, d.weight(), thresholds)
+            })
             .collect();
         let persistence = service.config().persistence;
         let pick = match service.config().scheduler {
-            // fo's answer depends on weights alone: a one-dest cycle.
-            SchedulerKind::Rr | SchedulerKind::Wrr | SchedulerKind::Fo => abi::PICK_CURSOR,
+            SchedulerKind::Rr | SchedulerKind::Wrr => abi::PICK_CURSOR,
+            SchedulerKind::Fo => abi::PICK_FO,
             SchedulerKind::Sh if service.config().sched_flags.port() => abi::PICK_SRC_PORT,
             SchedulerKind::Sh => abi::PICK_SRC,
             SchedulerKind::Dh => abi::PICK_DST,
@@ -434,7 +442,12 @@ impl XdpPlane {
         let answers: Vec<Option<SocketAddr>> = match pick {
             abi::PICK_CURSOR => ring::sequence(service).into_iter().map(Some).collect(),
             // The scans walk the dests in the kernel's list order.
-            abi::PICK_LC | abi::PICK_WLC | abi::PICK_SED | abi::PICK_NQ | abi::PICK_OVF => service
+            abi::PICK_LC
+            | abi::PICK_WLC
+            | abi::PICK_SED
+            | abi::PICK_NQ
+            | abi::PICK_OVF
+            | abi::PICK_FO => service
                 .dests()
                 .iter()
                 .take(ring::SIZE)
@@ -456,7 +469,7 @@ impl XdpPlane {
             }
         };
         let mut weighted = Vec::new();
-        for (addr, forward, weight) in dests {
+        for (addr, forward, weight, (u_threshold, l_threshold)) in dests {
             let SocketAddr::V4(a) = addr else { continue };
             let dest_id = match self.dest_ids.get(&(key, addr)) {
                 Some(d) => *d,
@@ -489,10 +502,27 @@ impl XdpPlane {
                 available: 1,
                 mac,
                 weight: u16::try_from(weight).unwrap_or(u16::MAX),
+                u_threshold,
+                l_threshold,
             };
-            self.array::<abi::Dest>("rvs_dests")?
+            let mut dest_map = self.array::<abi::Dest>("rvs_dests")?;
+            let old = dest_map.get(&dest_id, 0).unwrap_or_default();
+            dest_map
                 .set(dest_id, entry, 0)
                 .map_err(|e| failed("write rvs_dests", e))?;
+            // An edit that drops or raises the upper threshold clears the overload flag, as
+            // the kernel's does.
+            if u_threshold == 0 || u_threshold > old.u_threshold {
+                let mut counts = self.array::<abi::Count>("rvs_counts")?;
+                if let Ok(mut c) = counts.get(&dest_id, 0) {
+                    if c.overloaded != 0 {
+                        c.overloaded = 0;
+                        counts
+                            .set(dest_id, c, 0)
+                            .map_err(|e| failed("write rvs_counts", e))?;
+                    }
+                }
+            }
             tracing::debug!(service = %key, dest = %addr, dest_id, method, "dest written");
             weighted.push((dest_id, weight));
         }
@@ -514,7 +544,8 @@ impl XdpPlane {
             | abi::PICK_WLC
             | abi::PICK_SED
             | abi::PICK_NQ
-            | abi::PICK_OVF => {
+            | abi::PICK_OVF
+            | abi::PICK_FO => {
                 let mut slots: Vec<u32> = answers.iter().map(slot_of).collect();
                 let len = u16::try_from(slots.len()).unwrap_or(0);
                 slots.resize(ring::SIZE, 0);

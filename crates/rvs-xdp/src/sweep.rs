@@ -19,7 +19,34 @@ pub struct Sweeper {
     conns: BpfHashMap<MapData, abi::ConnKey, abi::Conn>,
     counts: Array<MapData, abi::Count>,
     config: Array<MapData, abi::Config>,
+    dest_map: Array<MapData, abi::Dest>,
     dests: Arc<AtomicU32>,
+}
+
+/// The kernel ids of the maps a sweeper opens.
+pub(crate) struct MapIds {
+    pub conns: u32,
+    pub counts: u32,
+    pub config: u32,
+    pub dests: u32,
+}
+
+/// IPVS's overload flag for `count` connections: set at or above the upper threshold, cleared
+/// below the lower one (or below 3/4 of the upper one without a lower one), else as it `was`.
+fn overloaded(count: &abi::Count, dest: &abi::Dest, was: bool) -> bool {
+    let total = i64::from(count.active) + i64::from(count.inactive);
+    let (upper, lower) = (i64::from(dest.u_threshold), i64::from(dest.l_threshold));
+    if upper != 0 && total >= upper {
+        return true;
+    }
+    let clear = if lower != 0 {
+        total < lower
+    } else if upper != 0 {
+        total * 4 < upper * 3
+    } else {
+        true
+    };
+    was && !clear
 }
 
 /// What one sweep did.
@@ -36,22 +63,19 @@ impl Sweeper {
     ///
     /// # Errors
     /// When the kernel refuses a map id.
-    pub(crate) fn open(
-        conns: u32,
-        counts: u32,
-        config: u32,
-        dests: Arc<AtomicU32>,
-    ) -> Result<Self, String> {
+    pub(crate) fn open(ids: MapIds, dests: Arc<AtomicU32>) -> Result<Self, String> {
         let open = |id: u32| {
             MapData::from_id(id)
                 .and_then(aya::maps::Map::from_map_data)
                 .map_err(|e| format!("open map {id}: {e}"))
         };
-        let (conns, counts, config) = (open(conns)?, open(counts)?, open(config)?);
+        let (conns, counts, config) = (open(ids.conns)?, open(ids.counts)?, open(ids.config)?);
+        let dest_map = open(ids.dests)?;
         Ok(Self {
             conns: conns.try_into().map_err(|e| format!("rvs_conns: {e}"))?,
             counts: counts.try_into().map_err(|e| format!("rvs_counts: {e}"))?,
             config: config.try_into().map_err(|e| format!("rvs_config: {e}"))?,
+            dest_map: dest_map.try_into().map_err(|e| format!("rvs_dests: {e}"))?,
             dests,
         })
     }
@@ -90,8 +114,11 @@ impl Sweeper {
             // Gone already (the program found it first) is fine.
             let _ = self.conns.remove(key);
         }
-        for (id, count) in counts.into_iter().enumerate() {
+        for (id, mut count) in counts.into_iter().enumerate() {
             let id = u32::try_from(id).unwrap_or(u32::MAX);
+            let thresholds = self.dest_map.get(&id, 0).unwrap_or_default();
+            let was = self.counts.get(&id, 0).unwrap_or_default().overloaded != 0;
+            count.overloaded = u32::from(overloaded(&count, &thresholds, was));
             self.counts
                 .set(id, count, 0)
                 .map_err(|e| format!("write rvs_counts: {e}"))?;

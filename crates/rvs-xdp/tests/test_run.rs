@@ -786,3 +786,91 @@ fn the_sweeper_expires_idle_flows_and_corrects_the_counts() {
     assert_eq!(run(&mut p, &syn(client(43_200), to)).1[5], 3);
     assert_eq!(run(&mut p, &syn(client(43_201), to)).1[5], 2);
 }
+
+/// Thresholds (-x, -y): a dest that reaches its upper threshold gets no new flows (lc and wlc
+/// pick as the core does, rr skips it); once its flows expire and a sweep recounts, it is
+/// back.
+#[test]
+fn overloaded_real_servers_get_no_new_flows_until_their_connections_drop() {
+    use rand::SeedableRng;
+    if !can_run() {
+        return;
+    }
+    for scheduler in [SchedulerKind::Lc, SchedulerKind::Wlc, SchedulerKind::Rr] {
+        let mut p = plane();
+        let mut core = rvs_core::Table::new();
+        let mut changes = vec![Change::ServiceAdded(
+            ServiceConfig::new(vip()).with_scheduler(scheduler),
+        )];
+        for (last, upper, lower) in [(2u8, 2u32, 0u32), (3, 3, 1), (4, 0, 0)] {
+            let mut dest = DestConfig::new(
+                SocketAddr::from(([198, 18, 1, last], 80)),
+                ForwardMethod::Route,
+            );
+            dest.u_threshold = upper;
+            dest.l_threshold = lower;
+            changes.push(Change::DestAdded {
+                service: vip(),
+                dest,
+            });
+        }
+        changes.push(Change::TimeoutsSet(rvs_core::Timeouts {
+            tcp: 1,
+            tcp_fin: 1,
+            udp: 1,
+        }));
+        p.apply(&changes).unwrap();
+        for c in &changes {
+            core.apply_change(c).unwrap();
+        }
+        let to: SocketAddr = "198.18.0.1:80".parse().unwrap();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        let mut per_dest = std::collections::HashMap::<u8, u32>::new();
+        for port in 44_000..44_012u16 {
+            let flow = rvs_core::Flow {
+                client: client(port),
+                local: to,
+            };
+            let mut ticket = core
+                .service_mut(&vip())
+                .unwrap()
+                .schedule(&flow, false, rvs_core::Timestamp::ZERO, &mut rng)
+                .unwrap();
+            let got = run(&mut p, &syn(client(port), to)).1[5];
+            run(&mut p, &with_flags(syn(client(port), to), 0x10));
+            core.service_mut(&vip())
+                .unwrap()
+                .set_active(&mut ticket, true);
+            if scheduler != SchedulerKind::Rr {
+                let SocketAddr::V4(expected) = ticket.dest else {
+                    unreachable!()
+                };
+                assert_eq!(got, expected.ip().octets()[3], "{scheduler:?} port {port}");
+            }
+            *per_dest.entry(got).or_default() += 1;
+        }
+        assert_eq!(
+            per_dest.get(&2),
+            Some(&2),
+            "{scheduler:?}: .2 stops at -x 2"
+        );
+        assert_eq!(
+            per_dest.get(&3),
+            Some(&3),
+            "{scheduler:?}: .3 stops at -x 3"
+        );
+        assert_eq!(per_dest.get(&4), Some(&7), "{scheduler:?}: the rest to .4");
+        // All flows idle out; the sweep recounts and clears the overload flags.
+        std::thread::sleep(std::time::Duration::from_millis(2200));
+        let swept = p.sweeper().unwrap().sweep().unwrap();
+        assert_eq!(swept.expired, 12, "{swept:?}");
+        let again: std::collections::HashSet<u8> = (44_100..44_103u16)
+            .map(|port| run(&mut p, &syn(client(port), to)).1[5])
+            .collect();
+        assert_eq!(
+            again.len(),
+            3,
+            "{scheduler:?}: every real server takes flows again"
+        );
+    }
+}
