@@ -95,24 +95,27 @@ impl Dest {
         }
     }
 
-    /// Clears the overload flag after a connection was unbound (`ip_vs_unbind_dest`): below the
-    /// lower threshold, or below 3/4 of the upper one when there is no lower threshold.
+    /// Clears the overload flag after a connection was unbound (`ip_vs_unbind_dest`).
     pub(crate) fn check_overload_after_unbind(&mut self) {
-        let total = self.total_conns();
-        let (upper, lower) = (
-            u64::from(self.config.u_threshold),
-            u64::from(self.config.l_threshold),
-        );
-        let clear = if lower != 0 {
-            total < lower
-        } else if upper != 0 {
-            total * 4 < upper * 3
-        } else {
-            true
-        };
-        if clear {
+        let (upper, lower) = (self.config.u_threshold, self.config.l_threshold);
+        if overload_clears(self.total_conns(), upper, lower) {
             self.overloaded = false;
         }
+    }
+}
+
+/// Whether `total` connections clear a dest's overload flag (`ip_vs_unbind_dest`): below the
+/// lower threshold, or below 3/4 of the upper one when there is no lower threshold, or always
+/// without thresholds. (The flag is set at `total >= upper` when a connection is bound.)
+#[must_use]
+pub fn overload_clears(total: u64, u_threshold: u32, l_threshold: u32) -> bool {
+    let (upper, lower) = (u64::from(u_threshold), u64::from(l_threshold));
+    if lower != 0 {
+        total < lower
+    } else if upper != 0 {
+        total * 4 < upper * 3
+    } else {
+        true
     }
 }
 

@@ -32,21 +32,13 @@ pub(crate) struct MapIds {
 }
 
 /// IPVS's overload flag for `count` connections: set at or above the upper threshold, cleared
-/// below the lower one (or below 3/4 of the upper one without a lower one), else as it `was`.
+/// as `ip_vs_unbind_dest` clears it, else as it `was`.
 fn overloaded(count: &abi::Count, dest: &abi::Dest, was: bool) -> bool {
-    let total = i64::from(count.active) + i64::from(count.inactive);
-    let (upper, lower) = (i64::from(dest.u_threshold), i64::from(dest.l_threshold));
-    if upper != 0 && total >= upper {
+    let total = u64::try_from(i64::from(count.active) + i64::from(count.inactive)).unwrap_or(0);
+    if dest.u_threshold != 0 && total >= u64::from(dest.u_threshold) {
         return true;
     }
-    let clear = if lower != 0 {
-        total < lower
-    } else if upper != 0 {
-        total * 4 < upper * 3
-    } else {
-        true
-    };
-    was && !clear
+    was && !rvs_core::dest::overload_clears(total, dest.u_threshold, dest.l_threshold)
 }
 
 /// What one sweep did.
