@@ -327,6 +327,89 @@ static long least_step(__u64 index, void *arg)
 	return 0;
 }
 
+/* twos (ip_vs_twos.c), in two passes over the dests in list order: the total weight of the
+ * available ones, then the two weighted random choices. */
+struct twos_scan {
+	__u32 svc_id;
+	__u32 len;
+	__s64 total;
+	__s64 r1, r2;
+	long c1, c2;
+	__s64 w1, w2, oh1, oh2;
+};
+
+/* The available dest in slot `i` of the scan: its index, weight and overhead; -1 if none. */
+static __always_inline long twos_dest(__u32 svc_id, __u32 i, __s64 *w, __s64 *oh)
+{
+	__u32 slot = svc_id * RVS_RING_SIZE + i;
+	__u32 *v = bpf_map_lookup_elem(&rvs_ring, &slot);
+	if (!v || *v == 0)
+		return -1;
+	__u32 id = *v - 1;
+	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
+	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
+	if (!d || !c || d->weight == 0 || c->overloaded)
+		return -1;
+	__s64 act = c->active > 0 ? c->active : 0;
+	__s64 inact = c->inactive > 0 ? c->inactive : 0;
+	*w = d->weight;
+	*oh = (act << 8) + inact;
+	return id;
+}
+
+static long twos_total(__u64 index, void *arg)
+{
+	struct twos_scan *x = arg;
+	__s64 w, oh;
+	if (index >= x->len)
+		return 1;
+	long id = twos_dest(x->svc_id, index, &w, &oh);
+	if (id >= 0) {
+		x->total += w;
+		x->c1 = id; /* the last available one, should the draws miss */
+	}
+	return 0;
+}
+
+static long twos_pick(__u64 index, void *arg)
+{
+	struct twos_scan *x = arg;
+	__s64 w, oh;
+	if (index >= x->len)
+		return 1;
+	long id = twos_dest(x->svc_id, index, &w, &oh);
+	if (id < 0)
+		return 0;
+	x->r1 -= w;
+	x->r2 -= w;
+	if (x->r1 <= 0 && x->w1 == -1) {
+		x->c1 = id;
+		x->w1 = w;
+		x->oh1 = oh;
+	}
+	if (x->r2 <= 0 && x->w2 == -1) {
+		x->c2 = id;
+		x->w2 = w;
+		x->oh2 = oh;
+	}
+	return x->w1 != -1 && x->w2 != -1;
+}
+
+static __always_inline long twos(const struct rvs_svc *svc)
+{
+	struct twos_scan x = { .svc_id = svc->id, .len = svc->len, .c1 = -1, .c2 = -1, .w1 = -1, .w2 = -1 };
+	bpf_loop(RVS_RING_SIZE, twos_total, &x, 0);
+	if (x.c1 < 0)
+		return -1;
+	__u64 total = (__u64)x.total + 1; /* unsigned: BPF has no signed division before v4 */
+	x.r1 = (__u64)bpf_get_prandom_u32() % total;
+	x.r2 = (__u64)bpf_get_prandom_u32() % total;
+	bpf_loop(RVS_RING_SIZE, twos_pick, &x, 0);
+	if (x.c2 >= 0 && x.w2 * x.oh1 > x.w1 * x.oh2)
+		return x.c2;
+	return x.c1;
+}
+
 /* The connection-counting schedulers (ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c,
  * ip_vs_ovf.c): one
  * scan in list order, ties keep the earlier dest, weighted comparisons cross-multiplied. */
@@ -366,6 +449,8 @@ static long cursor_step(__u64 index, void *arg)
 static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs_conn_key *ck)
 {
 	__u32 pos;
+	if (svc->pick == RVS_PICK_TWOS)
+		return twos(svc);
 	if (svc->pick >= RVS_PICK_LC)
 		return least(svc);
 	if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {

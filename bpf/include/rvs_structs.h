@@ -35,6 +35,7 @@ struct rvs_svc_key {
 #define RVS_PICK_NQ 8  /* the first idle dest, else as sed */
 #define RVS_PICK_OVF 9 /* the heaviest dest whose active connections do not exceed its weight */
 #define RVS_PICK_FO 10 /* the heaviest dest */
+#define RVS_PICK_TWOS 11 /* two weighted random picks, the less loaded per weight (ip_vs_twos.c) */
 
 /* A service's slot: its ring is rvs_ring[id * RVS_RING_SIZE ...], of which `len` slots are
  * used in cursor mode. */

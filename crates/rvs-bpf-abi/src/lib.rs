@@ -58,6 +58,9 @@ pub const PICK_NQ: u16 = 8;
 pub const PICK_OVF: u16 = 9;
 /// `RVS_PICK_FO`: as [`PICK_LC`], the heaviest dest.
 pub const PICK_FO: u16 = 10;
+/// `RVS_PICK_TWOS`: two weighted random picks over the dests in ring slots `0..len`, the less
+/// loaded per weight.
+pub const PICK_TWOS: u16 = 11;
 
 /// `struct rvs_svc`.
 #[repr(C)]

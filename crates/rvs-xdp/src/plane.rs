@@ -428,6 +428,7 @@ impl XdpPlane {
         let pick = match service.config().scheduler {
             SchedulerKind::Rr | SchedulerKind::Wrr => abi::PICK_CURSOR,
             SchedulerKind::Fo => abi::PICK_FO,
+            SchedulerKind::Twos => abi::PICK_TWOS,
             SchedulerKind::Sh if service.config().sched_flags.port() => abi::PICK_SRC_PORT,
             SchedulerKind::Sh => abi::PICK_SRC,
             SchedulerKind::Dh => abi::PICK_DST,
@@ -447,7 +448,8 @@ impl XdpPlane {
             | abi::PICK_SED
             | abi::PICK_NQ
             | abi::PICK_OVF
-            | abi::PICK_FO => service
+            | abi::PICK_FO
+            | abi::PICK_TWOS => service
                 .dests()
                 .iter()
                 .take(ring::SIZE)
@@ -545,7 +547,8 @@ impl XdpPlane {
             | abi::PICK_SED
             | abi::PICK_NQ
             | abi::PICK_OVF
-            | abi::PICK_FO => {
+            | abi::PICK_FO
+            | abi::PICK_TWOS => {
                 let mut slots: Vec<u32> = answers.iter().map(slot_of).collect();
                 let len = u16::try_from(slots.len()).unwrap_or(0);
                 slots.resize(ring::SIZE, 0);

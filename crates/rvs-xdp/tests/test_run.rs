@@ -874,3 +874,68 @@ fn overloaded_real_servers_get_no_new_flows_until_their_connections_drop() {
         );
     }
 }
+
+/// twos draws at random, so it is checked by what it must do: .2 (weight 1) loaded by ten
+/// established flows, .3 (weight 8) idle; a draw lands on .2 with probability 2/10 (the
+/// kernel draws in 0..=total), so without comparing loads .2 would get about 80 of 400 new
+/// flows, with the comparison only those where both draws land on it, about 16 (the bound of
+/// 50 is 3.7 standard deviations below the first and 8 above the second). A quiesced real
+/// server gets none.
+#[test]
+fn twos_sends_most_new_flows_to_the_less_loaded_real_server() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    let mut changes = vec![Change::ServiceAdded(
+        ServiceConfig::new(vip()).with_scheduler(SchedulerKind::Twos),
+    )];
+    // Added last, .2 comes first in the kernel's list order, where the draws start.
+    for (last, weight) in [(4u8, 0u32), (3, 8), (2, 1)] {
+        let dest = DestConfig::new(
+            SocketAddr::from(([198, 18, 1, last], 80)),
+            ForwardMethod::Route,
+        )
+        .with_weight(weight);
+        changes.push(Change::DestAdded {
+            service: vip(),
+            dest,
+        });
+    }
+    p.apply(&changes).unwrap();
+    let to: SocketAddr = "198.18.0.1:80".parse().unwrap();
+    // Load .2 with ten established flows (placed while .3 is quiesced).
+    let quiesce = |p: &mut XdpPlane, last: u8, weight: u32| {
+        let dest = DestConfig::new(
+            SocketAddr::from(([198, 18, 1, last], 80)),
+            ForwardMethod::Route,
+        )
+        .with_weight(weight);
+        p.apply(&[Change::DestEdited {
+            service: vip(),
+            dest,
+        }])
+        .unwrap();
+    };
+    quiesce(&mut p, 3, 0);
+    for port in 45_000..45_010u16 {
+        assert_eq!(run(&mut p, &syn(client(port), to)).1[5], 2);
+        run(&mut p, &with_flags(syn(client(port), to), 0x10));
+    }
+    quiesce(&mut p, 3, 8);
+    let mut shares = std::collections::HashMap::<u8, u32>::new();
+    for port in 45_100..45_500u16 {
+        *shares
+            .entry(run(&mut p, &syn(client(port), to)).1[5])
+            .or_default() += 1;
+    }
+    let loaded = shares.get(&2).copied().unwrap_or(0);
+    assert!(
+        loaded < 50,
+        "the loaded real server got {loaded} of 400: {shares:?}"
+    );
+    assert!(
+        !shares.contains_key(&4),
+        "the quiesced one gets none: {shares:?}"
+    );
+}
