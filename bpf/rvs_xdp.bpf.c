@@ -77,6 +77,13 @@ struct {
 } rvs_counts SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rvs_lblc_key);
+	__type(value, __u32); /* the dest's index */
+} rvs_lblc SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
@@ -413,11 +420,70 @@ static __always_inline long twos(const struct rvs_svc *svc)
 /* The connection-counting schedulers (ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c,
  * ip_vs_ovf.c): one
  * scan in list order, ties keep the earlier dest, weighted comparisons cross-multiplied. */
-static __always_inline long least(const struct rvs_svc *svc)
+static __always_inline long least(const struct rvs_svc *svc, __u32 pick)
 {
-	struct least_scan x = { .svc_id = svc->id, .len = svc->len, .pick = svc->pick, .best = -1 };
+	struct least_scan x = { .svc_id = svc->id, .len = svc->len, .pick = pick, .best = -1 };
 	bpf_loop(RVS_RING_SIZE, least_step, &x, 0);
 	return x.best;
+}
+
+/* Whether some dest of the service has fewer active connections than half its weight (lblc's
+ * test before it moves a destination address off an overloaded dest). */
+struct half_scan {
+	__u32 svc_id;
+	__u32 len;
+	__u32 found;
+};
+
+static long half_step(__u64 index, void *arg)
+{
+	struct half_scan *x = arg;
+	if (index >= x->len)
+		return 1;
+	__u32 slot = x->svc_id * RVS_RING_SIZE + (__u32)index;
+	__u32 *v = bpf_map_lookup_elem(&rvs_ring, &slot);
+	if (!v || *v == 0)
+		return 0;
+	__u32 id = *v - 1;
+	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
+	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
+	if (!d || !c)
+		return 0;
+	__s64 act = c->active > 0 ? c->active : 0;
+	if (act * 2 < d->weight) {
+		x->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* lblc (ip_vs_lblc.c): the dest cached for the destination address while it is in the
+ * service, has weight and is not overloaded in lblc's sense (more active connections than its
+ * weight while another dest is under half of its); otherwise wlc's pick, cached. */
+static __always_inline long lblc(const struct rvs_svc *svc, __u32 daddr)
+{
+	struct rvs_lblc_key k = { .svc_id = svc->id, .daddr = daddr };
+	__u32 *cached = bpf_map_lookup_elem(&rvs_lblc, &k);
+	if (cached) {
+		__u32 id = *cached;
+		struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
+		struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
+		if (d && c && d->available && d->weight > 0) {
+			__s64 act = c->active > 0 ? c->active : 0;
+			if (act <= d->weight)
+				return id;
+			struct half_scan h = { .svc_id = svc->id, .len = svc->len };
+			bpf_loop(RVS_RING_SIZE, half_step, &h, 0);
+			if (!h.found)
+				return id;
+		}
+	}
+	long best = least(svc, RVS_PICK_WLC);
+	if (best >= 0) {
+		__u32 v = best;
+		bpf_map_update_elem(&rvs_lblc, &k, &v, BPF_ANY);
+	}
+	return best;
 }
 
 /* A cursor-mode pick: the first dest from the cursor's slot on that is not overloaded (rr
@@ -451,8 +517,10 @@ static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs
 	__u32 pos;
 	if (svc->pick == RVS_PICK_TWOS)
 		return twos(svc);
+	if (svc->pick == RVS_PICK_LBLC)
+		return lblc(svc, ck->daddr);
 	if (svc->pick >= RVS_PICK_LC)
-		return least(svc);
+		return least(svc, svc->pick);
 	if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {
 		__u32 sid = svc->id;
 		__u32 *cursor = bpf_map_lookup_elem(&rvs_cursors, &sid);

@@ -36,6 +36,13 @@ struct rvs_svc_key {
 #define RVS_PICK_OVF 9 /* the heaviest dest whose active connections do not exceed its weight */
 #define RVS_PICK_FO 10 /* the heaviest dest */
 #define RVS_PICK_TWOS 11 /* two weighted random picks, the less loaded per weight (ip_vs_twos.c) */
+#define RVS_PICK_LBLC 12 /* the dest cached for the destination address, else wlc (ip_vs_lblc.c) */
+
+/* lblc's cache key: a service and a destination address. */
+struct rvs_lblc_key {
+	__u32 svc_id;
+	__u32 daddr;
+};
 
 /* A service's slot: its ring is rvs_ring[id * RVS_RING_SIZE ...], of which `len` slots are
  * used in cursor mode. */

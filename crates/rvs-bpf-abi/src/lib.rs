@@ -61,6 +61,8 @@ pub const PICK_FO: u16 = 10;
 /// `RVS_PICK_TWOS`: two weighted random picks over the dests in ring slots `0..len`, the less
 /// loaded per weight.
 pub const PICK_TWOS: u16 = 11;
+/// `RVS_PICK_LBLC`: the dest cached for the destination address, else wlc's pick.
+pub const PICK_LBLC: u16 = 12;
 
 /// `struct rvs_svc`.
 #[repr(C)]

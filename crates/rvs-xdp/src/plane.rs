@@ -429,6 +429,7 @@ impl XdpPlane {
             SchedulerKind::Rr | SchedulerKind::Wrr => abi::PICK_CURSOR,
             SchedulerKind::Fo => abi::PICK_FO,
             SchedulerKind::Twos => abi::PICK_TWOS,
+            SchedulerKind::Lblc => abi::PICK_LBLC,
             SchedulerKind::Sh if service.config().sched_flags.port() => abi::PICK_SRC_PORT,
             SchedulerKind::Sh => abi::PICK_SRC,
             SchedulerKind::Dh => abi::PICK_DST,
@@ -449,7 +450,8 @@ impl XdpPlane {
             | abi::PICK_NQ
             | abi::PICK_OVF
             | abi::PICK_FO
-            | abi::PICK_TWOS => service
+            | abi::PICK_TWOS
+            | abi::PICK_LBLC => service
                 .dests()
                 .iter()
                 .take(ring::SIZE)
@@ -548,7 +550,8 @@ impl XdpPlane {
             | abi::PICK_NQ
             | abi::PICK_OVF
             | abi::PICK_FO
-            | abi::PICK_TWOS => {
+            | abi::PICK_TWOS
+            | abi::PICK_LBLC => {
                 let mut slots: Vec<u32> = answers.iter().map(slot_of).collect();
                 let len = u16::try_from(slots.len()).unwrap_or(0);
                 slots.resize(ring::SIZE, 0);

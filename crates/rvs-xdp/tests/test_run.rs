@@ -628,7 +628,7 @@ fn tcp_flags_drive_the_connection_state_and_idle_flows_expire() {
     );
 }
 
-/// lc, wlc, sed, nq, ovf and fo: through a seeded mix of new flows, handshakes completing and flows
+/// lc, wlc, sed, nq, ovf, fo and lblc: through a seeded mix of new flows, handshakes completing and flows
 /// closing, every new flow goes to the dest the core's scheduler picks under the same counts
 /// (SYN_RECV and FIN_WAIT inactive, ESTABLISHED active); a quiesced dest gets none.
 #[test]
@@ -644,6 +644,7 @@ fn connection_counting_schedulers_pick_as_the_core_does() {
         SchedulerKind::Nq,
         SchedulerKind::Ovf,
         SchedulerKind::Fo,
+        SchedulerKind::Lblc,
     ] {
         let mut p = plane();
         let mut core = rvs_core::Table::new();
