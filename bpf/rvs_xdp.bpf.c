@@ -77,6 +77,13 @@ struct {
 } rvs_counts SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024 * RVS_MH_SIZE);
+	__type(key, __u32);
+	__type(value, __u32); /* dest index + 1; 0 = none */
+} rvs_mh SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct rvs_lblc_key);
@@ -511,6 +518,94 @@ static long cursor_step(__u64 index, void *arg)
 	return 1;
 }
 
+/* The kernel's hsiphash(&v, 4, key) on 64-bit: SipHash-1-3 of 4 bytes with (key, key). */
+static __always_inline __u64 rotl64(__u64 x, int b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+#define SIPROUND                                                                        \
+	do {                                                                            \
+		v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);           \
+		v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;                                \
+		v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;                                \
+		v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);           \
+	} while (0)
+
+static __always_inline __u32 hsiphash32(__u32 v, __u64 key)
+{
+	__u64 v0 = key ^ 0x736f6d6570736575ULL, v1 = key ^ 0x646f72616e646f6dULL;
+	__u64 v2 = key ^ 0x6c7967656e657261ULL, v3 = key ^ 0x7465646279746573ULL;
+	__u64 b = (4ULL << 56) | v;
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return (__u32)(v0 ^ v1 ^ v2 ^ v3);
+}
+
+/* ip_vs_mh_hashkey: the slot of `offset + port + folded address`. */
+static __always_inline __u32 mh_slot(__u32 fold, __u32 port, __u32 offset)
+{
+	return hsiphash32(offset + port + fold, 2654435761ULL) % RVS_MH_SIZE;
+}
+
+/* Whether a scheduler may pick a dest: weight above 0 and not overloaded. */
+static __always_inline int dest_available(__u32 id)
+{
+	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
+	return d && d->weight > 0 && !overloaded(id);
+}
+
+/* mh-fallback: the first available dest found by rehashing with offsets ihash, ihash + 1, ...;
+ * none once a slot is empty. */
+struct mh_scan {
+	__u32 svc_id;
+	__u32 fold;
+	__u32 port;
+	__u32 ihash;
+	long found;
+};
+
+static long mh_step(__u64 index, void *arg)
+{
+	struct mh_scan *x = arg;
+	__u32 roffset = ((__u32)index + x->ihash) % RVS_MH_SIZE;
+	__u32 slot = x->svc_id * RVS_MH_SIZE + mh_slot(x->fold, x->port, roffset);
+	__u32 *v = bpf_map_lookup_elem(&rvs_mh, &slot);
+	if (!v || *v == 0)
+		return 1;
+	if (dest_available(*v - 1)) {
+		x->found = *v - 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* mh (ip_vs_mh.c): the table Rust copied from the core, looked up by the client's address
+ * (and port with mh-port). */
+static __always_inline long mh(const struct rvs_svc *svc, const struct rvs_conn_key *ck)
+{
+	struct mh_scan x = {
+		.svc_id = svc->id, .fold = bpf_ntohl(ck->saddr),
+		.port = svc->len & RVS_MH_PORT ? bpf_ntohs(ck->sport) : 0, .found = -1,
+	};
+	x.ihash = mh_slot(x.fold, x.port, 0);
+	__u32 slot = x.svc_id * RVS_MH_SIZE + x.ihash;
+	__u32 *v = bpf_map_lookup_elem(&rvs_mh, &slot);
+	if (!v || *v == 0)
+		return -1;
+	if (dest_available(*v - 1))
+		return *v - 1;
+	if (!(svc->len & RVS_MH_FALLBACK))
+		return -1;
+	bpf_loop(RVS_MH_SIZE, mh_step, &x, 0);
+	return x.found;
+}
+
 /* The scheduler's choice for a new flow: the dest's index, or -1 if none is available. */
 static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs_conn_key *ck)
 {
@@ -519,6 +614,8 @@ static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs
 		return twos(svc);
 	if (svc->pick == RVS_PICK_LBLC)
 		return lblc(svc, ck->daddr);
+	if (svc->pick == RVS_PICK_MH)
+		return mh(svc, ck);
 	if (svc->pick >= RVS_PICK_LC)
 		return least(svc, svc->pick);
 	if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {

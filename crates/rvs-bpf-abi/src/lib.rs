@@ -63,6 +63,15 @@ pub const PICK_FO: u16 = 10;
 pub const PICK_TWOS: u16 = 11;
 /// `RVS_PICK_LBLC`: the dest cached for the destination address, else wlc's pick.
 pub const PICK_LBLC: u16 = 12;
+/// `RVS_PICK_MH`: the kernel's mh table in `rvs_mh`; the service's `len` holds
+/// [`MH_FALLBACK`] and [`MH_PORT`].
+pub const PICK_MH: u16 = 13;
+/// `RVS_MH_FALLBACK`: mh-fallback.
+pub const MH_FALLBACK: u16 = 1;
+/// `RVS_MH_PORT`: mh-port.
+pub const MH_PORT: u16 = 2;
+/// `RVS_MH_SIZE`: slots of a service's mh table.
+pub const MH_SIZE: u32 = 4093;
 
 /// `struct rvs_svc`.
 #[repr(C)]

@@ -425,11 +425,13 @@ impl XdpPlane {
             })
             .collect();
         let persistence = service.config().persistence;
+        let sched_flags = service.config().sched_flags;
         let pick = match service.config().scheduler {
             SchedulerKind::Rr | SchedulerKind::Wrr => abi::PICK_CURSOR,
             SchedulerKind::Fo => abi::PICK_FO,
             SchedulerKind::Twos => abi::PICK_TWOS,
             SchedulerKind::Lblc => abi::PICK_LBLC,
+            SchedulerKind::Mh => abi::PICK_MH,
             SchedulerKind::Sh if service.config().sched_flags.port() => abi::PICK_SRC_PORT,
             SchedulerKind::Sh => abi::PICK_SRC,
             SchedulerKind::Dh => abi::PICK_DST,
@@ -456,6 +458,14 @@ impl XdpPlane {
                 .iter()
                 .take(ring::SIZE)
                 .map(|d| Some(d.addr()))
+                .collect(),
+            // The kernel's mh table, by dest address.
+            abi::PICK_MH => rvs_core::sched::mh_table(service.dests())
+                .into_iter()
+                .map(|i| {
+                    i.and_then(|i| service.dests().get(i as usize))
+                        .map(|d| d.addr())
+                })
                 .collect(),
             abi::PICK_HASH => Vec::new(),
             _ => ring::buckets(service),
@@ -556,6 +566,23 @@ impl XdpPlane {
                 let len = u16::try_from(slots.len()).unwrap_or(0);
                 slots.resize(ring::SIZE, 0);
                 (slots, len)
+            }
+            abi::PICK_MH => {
+                let mut len = 0;
+                if sched_flags.fallback() {
+                    len |= abi::MH_FALLBACK;
+                }
+                if sched_flags.port() {
+                    len |= abi::MH_PORT;
+                }
+                let table: Vec<u32> = answers.iter().map(slot_of).collect();
+                let mut mh = self.array::<u32>("rvs_mh")?;
+                for (slot, value) in table.iter().enumerate() {
+                    let index = id * abi::MH_SIZE + u32::try_from(slot).unwrap_or(0);
+                    mh.set(index, *value, 0)
+                        .map_err(|e| failed("write rvs_mh", e))?;
+                }
+                (vec![0; ring::SIZE], len)
             }
             _ => (answers.iter().map(slot_of).collect(), 0),
         };

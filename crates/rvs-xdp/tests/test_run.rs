@@ -223,11 +223,11 @@ fn flows_spread_over_dests_stick_to_theirs_and_leave_quiesced_ones_alone() {
     );
 }
 
-/// For sh (plain, with sh-fallback, with sh-port) and dh over dests with a quiesced one, every
+/// For sh and mh (plain, with -fallback, with -port) and dh over dests with a quiesced one, every
 /// new flow goes where the core's scheduler sends the same flow, or is dropped where the
 /// kernel finds no dest.
 #[test]
-fn sh_and_dh_send_each_flow_where_the_core_does() {
+fn sh_dh_and_mh_send_each_flow_where_the_core_does() {
     use rand::SeedableRng;
     if !can_run() {
         return;
@@ -237,6 +237,9 @@ fn sh_and_dh_send_each_flow_where_the_core_does() {
         (SchedulerKind::Sh, SchedFlags::SCHED1),
         (SchedulerKind::Sh, SchedFlags::SCHED2),
         (SchedulerKind::Dh, 0),
+        (SchedulerKind::Mh, 0),
+        (SchedulerKind::Mh, SchedFlags::SCHED1),
+        (SchedulerKind::Mh, SchedFlags::SCHED2),
     ];
     for (scheduler, flags) in cases {
         let mut p = plane();
@@ -251,7 +254,7 @@ fn sh_and_dh_send_each_flow_where_the_core_does() {
             let mut config = ServiceConfig::new(*vip).with_scheduler(scheduler);
             config.sched_flags = SchedFlags(flags);
             changes.push(Change::ServiceAdded(config));
-            for (last, weight) in [(2u8, 3u32), (3, 0), (4, 1), (5, 2)] {
+            for (last, weight) in [(2u8, 3u32), (3, 2), (4, 1), (5, 2)] {
                 let addr = SocketAddr::from(([198, 18, 1, last], 80));
                 let dest = DestConfig::new(addr, ForwardMethod::Route).with_weight(weight);
                 changes.push(Change::DestAdded {
@@ -259,6 +262,13 @@ fn sh_and_dh_send_each_flow_where_the_core_does() {
                     dest,
                 });
             }
+            // Quiesced after it had weight: mh keeps its slots (last_weight), so flows that
+            // hash there need mh-fallback.
+            let quiesced = SocketAddr::from(([198, 18, 1, 3], 80));
+            changes.push(Change::DestEdited {
+                service: *vip,
+                dest: DestConfig::new(quiesced, ForwardMethod::Route).with_weight(0),
+            });
         }
         p.apply(&changes).unwrap();
         for c in &changes {
@@ -268,7 +278,7 @@ fn sh_and_dh_send_each_flow_where_the_core_does() {
         let (mut dropped, mut forwarded) = (0, 0);
         for i in 0..400u32 {
             let from = SocketAddr::from((
-                Ipv4Addr::from(0xC612_0000u32.wrapping_add(i.wrapping_mul(2_654_435_761))),
+                Ipv4Addr::from(0xC612_0000u32 | (i.wrapping_mul(2_654_435_761) & 0x1_FFFF)),
                 1024 + i as u16,
             ));
             let vip = vips[i as usize % vips.len()];

@@ -21,7 +21,7 @@ mod weight_order;
 mod wrr;
 
 pub use hash::hash_32;
-pub use mh::MH_TABLE_SIZE;
+pub use mh::{populate as mh_table, MH_TABLE_SIZE};
 
 use crate::config::{SchedFlags, SchedulerKind};
 use crate::dest::Dest;
