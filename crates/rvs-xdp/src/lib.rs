@@ -4,10 +4,10 @@
 //! stack.
 //!
 //! What is built so far, and what is not: see `docs/architecture.md`. In short, new flows are
-//! scheduled from lookup rings that Rust fills with the core's answers (rr, wrr, sh, dh), by
-//! the kernel's scans over per-dest connection counts (lc, wlc, sed, nq) or by a weighted hash
-//! ring (the rest); flows stick through an LRU connection table; IPv6, fwmark services and
-//! tunnels other than IP-in-IP are refused with a message.
+//! scheduled from tables that Rust fills with the core's answers (rr, wrr, sh, dh, mh), by the
+//! kernel's scans over per-dest connection counts kept by the program (lc, wlc, sed, nq, ovf,
+//! fo, twos, lblc) or by a weighted hash ring (lblcr); flows stick through an LRU connection
+//! table; IPv6, fwmark services and tunnels other than IP-in-IP are refused with a message.
 
 #![deny(missing_docs)]
 
