@@ -606,6 +606,157 @@ static __always_inline long mh(const struct rvs_svc *svc, const struct rvs_conn_
 	return x.found;
 }
 
+/* lblcr's set for one destination address: dest indexes, newest first. */
+struct rvs_lblcr_set {
+	__u32 n;
+	__u32 pad;
+	__u64 last_mod;
+	__u32 members[RVS_LBLCR_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct rvs_lblc_key);
+	__type(value, struct rvs_lblcr_set);
+} rvs_lblcr SEC(".maps");
+
+/* A member's weight and overhead if it is still in the service; -1 if not. */
+static __always_inline int member(__u32 id, __s64 *w, __s64 *oh, int *over)
+{
+	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
+	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
+	if (!d || !c || !d->available)
+		return -1;
+	__s64 act = c->active > 0 ? c->active : 0;
+	__s64 inact = c->inactive > 0 ? c->inactive : 0;
+	*w = d->weight;
+	*oh = (act << 8) + inact;
+	*over = c->overloaded;
+	return 0;
+}
+
+/* The set's least loaded member (ip_vs_dest_set_min) or most loaded (ip_vs_dest_set_max). */
+struct set_scan {
+	struct rvs_lblcr_set *set;
+	int most;
+	long best;
+	__s64 boh, bw;
+};
+
+static long set_step(__u64 index, void *arg)
+{
+	struct set_scan *x = arg;
+	__u32 i = index;
+	if (i >= RVS_LBLCR_MAX || i >= x->set->n)
+		return 1;
+	__u32 id = x->set->members[i];
+	__s64 w, oh;
+	int over;
+	if (member(id, &w, &oh, &over) < 0)
+		return 0;
+	if (x->best < 0) {
+		/* min: the first available member; max: the first with weight */
+		if (w > 0 && (x->most || !over)) {
+			x->best = id;
+			x->boh = oh;
+			x->bw = w;
+		}
+		return 0;
+	}
+	if (x->most ? (w > 0 && x->boh * w < oh * x->bw) : (!over && x->boh * w > oh * x->bw)) {
+		x->best = id;
+		x->boh = oh;
+		x->bw = w;
+	}
+	return 0;
+}
+
+static __always_inline long set_pick(struct rvs_lblcr_set *set, int most)
+{
+	struct set_scan x = { .set = set, .most = most, .best = -1 };
+	bpf_loop(RVS_LBLCR_MAX, set_step, &x, 0);
+	return x.best;
+}
+
+/* Removes dest `id` from the set, keeping the others' order. */
+static __always_inline void set_remove(struct rvs_lblcr_set *s, __u32 id)
+{
+	__u32 out = 0;
+#pragma unroll
+	for (int i = 0; i < RVS_LBLCR_MAX; i++) {
+		if ((__u32)i < s->n && s->members[i] != id) {
+			if (out < RVS_LBLCR_MAX)
+				s->members[out & (RVS_LBLCR_MAX - 1)] = s->members[i];
+			out++;
+		}
+	}
+	s->n = out;
+}
+
+/* Adds dest `id` at the front unless it is a member; a full set drops its oldest. Returns
+ * whether it was added. */
+static __always_inline int set_insert(struct rvs_lblcr_set *s, __u32 id)
+{
+#pragma unroll
+	for (int i = 0; i < RVS_LBLCR_MAX; i++)
+		if ((__u32)i < s->n && s->members[i] == id)
+			return 0;
+#pragma unroll
+	for (int i = RVS_LBLCR_MAX - 1; i > 0; i--)
+		s->members[i] = s->members[i - 1];
+	s->members[0] = id;
+	if (s->n < RVS_LBLCR_MAX)
+		s->n++;
+	return 1;
+}
+
+/* lblcr (ip_vs_lblcr.c): the least loaded member of the destination address's set unless it
+ * is overloaded in lblc's sense; then wlc's pick joins the set. A set not changed for 24 h
+ * loses its most loaded member. */
+static __always_inline long lblcr(const struct rvs_svc *svc, __u32 daddr, __u64 now)
+{
+	struct rvs_lblc_key k = { .svc_id = svc->id, .daddr = daddr };
+	struct rvs_lblcr_set *s = bpf_map_lookup_elem(&rvs_lblcr, &k);
+	if (!s) {
+		long i = least(svc, RVS_PICK_WLC);
+		if (i < 0)
+			return -1;
+		struct rvs_lblcr_set fresh = { .n = 1, .last_mod = now };
+		fresh.members[0] = i;
+		bpf_map_update_elem(&rvs_lblcr, &k, &fresh, BPF_ANY);
+		return i;
+	}
+	long least_member = set_pick(s, 0);
+	if (s->n > 1 && now > s->last_mod + 24ULL * 3600 * 1000000000ULL) {
+		long m = set_pick(s, 1);
+		if (m >= 0) {
+			set_remove(s, m);
+			s->last_mod = now;
+		}
+	}
+	if (least_member >= 0) {
+		__u32 id = least_member;
+		struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
+		struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
+		if (!d || !c)
+			return -1;
+		__s64 act = c->active > 0 ? c->active : 0;
+		if (act <= d->weight)
+			return id;
+		struct half_scan h = { .svc_id = svc->id, .len = svc->len };
+		bpf_loop(RVS_RING_SIZE, half_step, &h, 0);
+		if (!h.found)
+			return id;
+	}
+	long i = least(svc, RVS_PICK_WLC);
+	if (i < 0)
+		return -1;
+	if (set_insert(s, i))
+		s->last_mod = now;
+	return i;
+}
+
 /* The scheduler's choice for a new flow: the dest's index, or -1 if none is available. */
 static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs_conn_key *ck)
 {
@@ -616,6 +767,8 @@ static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs
 		return lblc(svc, ck->daddr);
 	if (svc->pick == RVS_PICK_MH)
 		return mh(svc, ck);
+	if (svc->pick == RVS_PICK_LBLCR)
+		return lblcr(svc, ck->daddr, bpf_ktime_get_coarse_ns());
 	if (svc->pick >= RVS_PICK_LC)
 		return least(svc, svc->pick);
 	if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {

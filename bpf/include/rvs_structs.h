@@ -38,6 +38,9 @@ struct rvs_svc_key {
 #define RVS_PICK_TWOS 11 /* two weighted random picks, the less loaded per weight (ip_vs_twos.c) */
 #define RVS_PICK_LBLC 12 /* the dest cached for the destination address, else wlc (ip_vs_lblc.c) */
 #define RVS_PICK_MH 13   /* the kernel's mh table (rvs_mh); `len` holds RVS_MH_* flags */
+#define RVS_PICK_LBLCR 14 /* a set of dests per destination address (ip_vs_lblcr.c) */
+/* Members an lblcr set keeps (the kernel's sets are unbounded). */
+#define RVS_LBLCR_MAX 16
 #define RVS_MH_FALLBACK 1
 #define RVS_MH_PORT 2
 /* Slots of a service's mh table (IP_VS_MH_TAB_INDEX 12 -> 4093). */

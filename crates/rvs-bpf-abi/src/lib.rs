@@ -66,6 +66,8 @@ pub const PICK_LBLC: u16 = 12;
 /// `RVS_PICK_MH`: the kernel's mh table in `rvs_mh`; the service's `len` holds
 /// [`MH_FALLBACK`] and [`MH_PORT`].
 pub const PICK_MH: u16 = 13;
+/// `RVS_PICK_LBLCR`: a set of dests per destination address, else wlc's pick joins it.
+pub const PICK_LBLCR: u16 = 14;
 /// `RVS_MH_FALLBACK`: mh-fallback.
 pub const MH_FALLBACK: u16 = 1;
 /// `RVS_MH_PORT`: mh-port.

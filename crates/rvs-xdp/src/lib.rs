@@ -6,8 +6,8 @@
 //! What is built so far, and what is not: see `docs/architecture.md`. In short, new flows are
 //! scheduled from tables that Rust fills with the core's answers (rr, wrr, sh, dh, mh), by the
 //! kernel's scans over per-dest connection counts kept by the program (lc, wlc, sed, nq, ovf,
-//! fo, twos, lblc) or by a weighted hash ring (lblcr); flows stick through an LRU connection
-//! table; IPv6, fwmark services and tunnels other than IP-in-IP are refused with a message.
+//! fo, twos, lblc, lblcr); flows stick through an LRU connection table; IPv6, fwmark services
+//! and tunnels other than IP-in-IP are refused with a message.
 
 #![deny(missing_docs)]
 

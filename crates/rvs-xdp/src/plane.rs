@@ -432,6 +432,7 @@ impl XdpPlane {
             SchedulerKind::Twos => abi::PICK_TWOS,
             SchedulerKind::Lblc => abi::PICK_LBLC,
             SchedulerKind::Mh => abi::PICK_MH,
+            SchedulerKind::Lblcr => abi::PICK_LBLCR,
             SchedulerKind::Sh if service.config().sched_flags.port() => abi::PICK_SRC_PORT,
             SchedulerKind::Sh => abi::PICK_SRC,
             SchedulerKind::Dh => abi::PICK_DST,
@@ -453,7 +454,8 @@ impl XdpPlane {
             | abi::PICK_OVF
             | abi::PICK_FO
             | abi::PICK_TWOS
-            | abi::PICK_LBLC => service
+            | abi::PICK_LBLC
+            | abi::PICK_LBLCR => service
                 .dests()
                 .iter()
                 .take(ring::SIZE)
@@ -561,7 +563,8 @@ impl XdpPlane {
             | abi::PICK_OVF
             | abi::PICK_FO
             | abi::PICK_TWOS
-            | abi::PICK_LBLC => {
+            | abi::PICK_LBLC
+            | abi::PICK_LBLCR => {
                 let mut slots: Vec<u32> = answers.iter().map(slot_of).collect();
                 let len = u16::try_from(slots.len()).unwrap_or(0);
                 slots.resize(ring::SIZE, 0);

@@ -638,7 +638,7 @@ fn tcp_flags_drive_the_connection_state_and_idle_flows_expire() {
     );
 }
 
-/// lc, wlc, sed, nq, ovf, fo and lblc: through a seeded mix of new flows, handshakes completing and flows
+/// lc, wlc, sed, nq, ovf, fo, lblc and lblcr: through a seeded mix of new flows, handshakes completing and flows
 /// closing, every new flow goes to the dest the core's scheduler picks under the same counts
 /// (SYN_RECV and FIN_WAIT inactive, ESTABLISHED active); a quiesced dest gets none.
 #[test]
@@ -655,6 +655,7 @@ fn connection_counting_schedulers_pick_as_the_core_does() {
         SchedulerKind::Ovf,
         SchedulerKind::Fo,
         SchedulerKind::Lblc,
+        SchedulerKind::Lblcr,
     ] {
         let mut p = plane();
         let mut core = rvs_core::Table::new();
