@@ -4,11 +4,12 @@
  * NAT (the destination becomes the real server; its replies, routed back through the director,
  * get the VIP back as their source), with incremental checksum updates.
  *
- * A new flow is scheduled on the service's 256-slot ring, which rvs-xdp fills from the core:
+ * A new flow is scheduled with the kernel's semantics from tables rvs-xdp fills from the core:
  * rr and wrr take the scheduler's sequence in turn, sh and dh look up the kernel's bucket of
- * their hash key, the others hash the 5-tuple into a ring of the dests' weights. The choice
- * is kept in an LRU connection table, so a flow stays on its dest while the ring changes
- * (quiesced or removed dests get no new flows, their open flows go on). */
+ * their hash key, mh the kernel's table by hsiphash; lc, wlc, sed, nq, ovf, fo, twos, lblc
+ * and lblcr scan the dests over the connection counts this program keeps. The choice is kept
+ * in an LRU connection table, so a flow stays on its dest while the tables change (quiesced
+ * or removed dests get no new flows, their open flows go on). */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -103,17 +104,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rvs_config);
 } rvs_config SEC(".maps");
-
-/* The murmur3 finaliser: Linux prefers even ephemeral ports, so a weak mix would pin flows. */
-static __always_inline __u32 mix(__u32 h)
-{
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
-}
 
 /* The kernel's hash_32(key, 8) (include/linux/hash.h), as ip_vs_sh.c and ip_vs_dh.c use it. */
 static __always_inline __u32 hash_32_8(__u32 key)
@@ -789,7 +779,7 @@ static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs
 	} else if (svc->pick == RVS_PICK_DST) {
 		pos = hash_32_8(bpf_ntohl(ck->daddr));
 	} else {
-		pos = mix(ck->saddr ^ mix(((__u32)ck->sport << 16) | ck->dport) ^ mix(ck->daddr + ck->proto));
+		return -1; /* an empty cycle: no dest has weight */
 	}
 	__u32 slot = svc->id * RVS_RING_SIZE + (pos & (RVS_RING_SIZE - 1));
 	__u32 *pick = bpf_map_lookup_elem(&rvs_ring, &slot);

@@ -21,7 +21,6 @@ struct rvs_svc_key {
 };
 
 /* How a service places new flows on its ring. */
-#define RVS_PICK_HASH 0   /* hash of the 5-tuple (mh and, for now, the connection-counting ones) */
 #define RVS_PICK_CURSOR 1 /* the next slot in turn: the ring is the scheduler's sequence (rr, wrr) */
 /* The kernel's hash_32(key, 8) picks the slot; the ring is the core's answer per bucket. */
 #define RVS_PICK_SRC 2      /* key: the client's address (sh) */

@@ -32,8 +32,6 @@ pub struct SvcKey {
     pub pad: u8,
 }
 
-/// `RVS_PICK_HASH`: new flows go to the ring slot their 5-tuple hashes to.
-pub const PICK_HASH: u16 = 0;
 /// `RVS_PICK_CURSOR`: new flows take the ring's slots in turn (the ring is the scheduler's
 /// sequence).
 pub const PICK_CURSOR: u16 = 1;

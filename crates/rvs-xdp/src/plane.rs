@@ -441,7 +441,6 @@ impl XdpPlane {
             SchedulerKind::Sed => abi::PICK_SED,
             SchedulerKind::Nq => abi::PICK_NQ,
             SchedulerKind::Ovf => abi::PICK_OVF,
-            _ => abi::PICK_HASH,
         };
         // The core's answers, by address: a cycle of picks, or one answer per bucket.
         let answers: Vec<Option<SocketAddr>> = match pick {
@@ -469,7 +468,6 @@ impl XdpPlane {
                         .map(|d| d.addr())
                 })
                 .collect(),
-            abi::PICK_HASH => Vec::new(),
             _ => ring::buckets(service),
         };
         let id = match self.service_ids.get(&key) {
@@ -484,7 +482,6 @@ impl XdpPlane {
                 id
             }
         };
-        let mut weighted = Vec::new();
         for (addr, forward, weight, (u_threshold, l_threshold)) in dests {
             let SocketAddr::V4(a) = addr else { continue };
             let dest_id = match self.dest_ids.get(&(key, addr)) {
@@ -540,7 +537,6 @@ impl XdpPlane {
                 }
             }
             tracing::debug!(service = %key, dest = %addr, dest_id, method, "dest written");
-            weighted.push((dest_id, weight));
         }
         let ids: HashMap<SocketAddr, u32> = self
             .dest_ids
@@ -554,7 +550,6 @@ impl XdpPlane {
                 .unwrap_or(0)
         };
         let (slots, len) = match pick {
-            abi::PICK_HASH => (ring::fill(&weighted), 0),
             abi::PICK_CURSOR
             | abi::PICK_LC
             | abi::PICK_WLC
