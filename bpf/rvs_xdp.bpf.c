@@ -265,6 +265,36 @@ static __always_inline int overloaded(__u32 dest)
 	return c && c->overloaded;
 }
 
+/* The dest index in slot `i` of a service's ring; -1 if the slot is empty. */
+static __always_inline long ring_dest(__u32 svc_id, __u32 i)
+{
+	__u32 slot = svc_id * RVS_RING_SIZE + i;
+	__u32 *v = bpf_map_lookup_elem(&rvs_ring, &slot);
+	return v && *v ? (long)*v - 1 : -1;
+}
+
+/* What the schedulers read of a dest: its weight, its connections (never below 0 while the
+ * program's and the sweeper's updates race), IPVS's overhead, and its flags. */
+struct dest_load {
+	__s64 w, act, inact, oh;
+	__u32 available, overloaded;
+};
+
+static __always_inline int load_of(__u32 id, struct dest_load *l)
+{
+	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
+	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
+	if (!d || !c)
+		return -1;
+	l->w = d->weight;
+	l->act = c->active > 0 ? c->active : 0;
+	l->inact = c->inactive > 0 ? c->inactive : 0;
+	l->oh = (l->act << 8) + l->inact; /* ip_vs_dest_conn_overhead */
+	l->available = d->available;
+	l->overloaded = c->overloaded;
+	return 0;
+}
+
 /* The state of a connection-counting scan, carried through bpf_loop. */
 struct least_scan {
 	__u32 svc_id;
@@ -284,20 +314,13 @@ static long least_step(__u64 index, void *arg)
 	__u32 i = index;
 	if (i >= x->len)
 		return 1;
-	__u32 slot = x->svc_id * RVS_RING_SIZE + i;
-	__u32 *v = bpf_map_lookup_elem(&rvs_ring, &slot);
-	if (!v || *v == 0)
-		return 0;
-	__u32 id = *v - 1;
-	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
-	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
-	if (!d || !c || d->weight == 0 || c->overloaded)
+	long id = ring_dest(x->svc_id, i);
+	struct dest_load l;
+	if (id < 0 || load_of(id, &l) < 0 || l.w == 0 || l.overloaded)
 		return 0; /* quiesced or overloaded: never chosen */
-	__s64 act = c->active > 0 ? c->active : 0;
-	__s64 inact = c->inactive > 0 ? c->inactive : 0;
-	__s64 w = d->weight, oh;
+	__s64 act = l.act, w = l.w, oh;
 	if (x->pick == RVS_PICK_LC) {
-		oh = (act << 8) + inact;
+		oh = l.oh;
 		if (x->best < 0 || oh < x->boh) {
 			x->best = id;
 			x->boh = oh;
@@ -322,7 +345,7 @@ static long least_step(__u64 index, void *arg)
 		x->best = id; /* the first idle dest, at once */
 		return 1;
 	}
-	oh = x->pick == RVS_PICK_WLC ? (act << 8) + inact : act + 1;
+	oh = x->pick == RVS_PICK_WLC ? l.oh : act + 1;
 	if (x->best < 0 || x->boh * w > oh * x->bw) {
 		x->best = id;
 		x->boh = oh;
@@ -345,19 +368,12 @@ struct twos_scan {
 /* The available dest in slot `i` of the scan: its index, weight and overhead; -1 if none. */
 static __always_inline long twos_dest(__u32 svc_id, __u32 i, __s64 *w, __s64 *oh)
 {
-	__u32 slot = svc_id * RVS_RING_SIZE + i;
-	__u32 *v = bpf_map_lookup_elem(&rvs_ring, &slot);
-	if (!v || *v == 0)
+	long id = ring_dest(svc_id, i);
+	struct dest_load l;
+	if (id < 0 || load_of(id, &l) < 0 || l.w == 0 || l.overloaded)
 		return -1;
-	__u32 id = *v - 1;
-	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
-	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
-	if (!d || !c || d->weight == 0 || c->overloaded)
-		return -1;
-	__s64 act = c->active > 0 ? c->active : 0;
-	__s64 inact = c->inactive > 0 ? c->inactive : 0;
-	*w = d->weight;
-	*oh = (act << 8) + inact;
+	*w = l.w;
+	*oh = l.oh;
 	return id;
 }
 
@@ -437,44 +453,40 @@ static long half_step(__u64 index, void *arg)
 	struct half_scan *x = arg;
 	if (index >= x->len)
 		return 1;
-	__u32 slot = x->svc_id * RVS_RING_SIZE + (__u32)index;
-	__u32 *v = bpf_map_lookup_elem(&rvs_ring, &slot);
-	if (!v || *v == 0)
+	long id = ring_dest(x->svc_id, index);
+	struct dest_load l;
+	if (id < 0 || load_of(id, &l) < 0)
 		return 0;
-	__u32 id = *v - 1;
-	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
-	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
-	if (!d || !c)
-		return 0;
-	__s64 act = c->active > 0 ? c->active : 0;
-	if (act * 2 < d->weight) {
+	if (l.act * 2 < l.w) {
 		x->found = 1;
 		return 1;
 	}
 	return 0;
 }
 
-/* lblc (ip_vs_lblc.c): the dest cached for the destination address while it is in the
- * service, has weight and is not overloaded in lblc's sense (more active connections than its
- * weight while another dest is under half of its); otherwise wlc's pick, cached. */
+/* Whether lblc and lblcr keep a destination address on dest `id`: it is in the service, has
+ * weight, and is not overloaded in their sense (more active connections than its weight while
+ * another dest is under half of its). */
+static __always_inline int locality_keeps(const struct rvs_svc *svc, __u32 id)
+{
+	struct dest_load l;
+	if (load_of(id, &l) < 0 || !l.available || l.w == 0)
+		return 0;
+	if (l.act <= l.w)
+		return 1;
+	struct half_scan h = { .svc_id = svc->id, .len = svc->len };
+	bpf_loop(RVS_RING_SIZE, half_step, &h, 0);
+	return !h.found;
+}
+
+/* lblc (ip_vs_lblc.c): the dest cached for the destination address while it keeps it;
+ * otherwise wlc's pick, cached. */
 static __always_inline long lblc(const struct rvs_svc *svc, __u32 daddr)
 {
 	struct rvs_lblc_key k = { .svc_id = svc->id, .daddr = daddr };
 	__u32 *cached = bpf_map_lookup_elem(&rvs_lblc, &k);
-	if (cached) {
-		__u32 id = *cached;
-		struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
-		struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
-		if (d && c && d->available && d->weight > 0) {
-			__s64 act = c->active > 0 ? c->active : 0;
-			if (act <= d->weight)
-				return id;
-			struct half_scan h = { .svc_id = svc->id, .len = svc->len };
-			bpf_loop(RVS_RING_SIZE, half_step, &h, 0);
-			if (!h.found)
-				return id;
-		}
-	}
+	if (cached && locality_keeps(svc, *cached))
+		return *cached;
 	long best = least(svc, RVS_PICK_WLC);
 	if (best >= 0) {
 		__u32 v = best;
@@ -498,13 +510,10 @@ static long cursor_step(__u64 index, void *arg)
 	struct cursor_scan *x = arg;
 	if (index >= x->len || x->len == 0)
 		return 1;
-	__u32 slot = x->svc_id * RVS_RING_SIZE + (x->start + (__u32)index) % x->len;
-	__u32 *v = bpf_map_lookup_elem(&rvs_ring, &slot);
-	if (!v || *v == 0)
+	long id = ring_dest(x->svc_id, (x->start + (__u32)index) % x->len);
+	if (id < 0 || overloaded(id))
 		return 0;
-	if (overloaded(*v - 1))
-		return 0;
-	x->found = *v - 1;
+	x->found = id;
 	return 1;
 }
 
@@ -611,21 +620,6 @@ struct {
 	__type(value, struct rvs_lblcr_set);
 } rvs_lblcr SEC(".maps");
 
-/* A member's weight and overhead if it is still in the service; -1 if not. */
-static __always_inline int member(__u32 id, __s64 *w, __s64 *oh, int *over)
-{
-	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
-	struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
-	if (!d || !c || !d->available)
-		return -1;
-	__s64 act = c->active > 0 ? c->active : 0;
-	__s64 inact = c->inactive > 0 ? c->inactive : 0;
-	*w = d->weight;
-	*oh = (act << 8) + inact;
-	*over = c->overloaded;
-	return 0;
-}
-
 /* The set's least loaded member (ip_vs_dest_set_min) or most loaded (ip_vs_dest_set_max). */
 struct set_scan {
 	struct rvs_lblcr_set *set;
@@ -641,10 +635,11 @@ static long set_step(__u64 index, void *arg)
 	if (i >= RVS_LBLCR_MAX || i >= x->set->n)
 		return 1;
 	__u32 id = x->set->members[i];
-	__s64 w, oh;
-	int over;
-	if (member(id, &w, &oh, &over) < 0)
-		return 0;
+	struct dest_load l;
+	if (load_of(id, &l) < 0 || !l.available)
+		return 0; /* no longer in the service */
+	__s64 w = l.w, oh = l.oh;
+	int over = l.overloaded;
 	if (x->best < 0) {
 		/* min: the first available member; max: the first with weight */
 		if (w > 0 && (x->most || !over)) {
@@ -725,20 +720,8 @@ static __always_inline long lblcr(const struct rvs_svc *svc, __u32 daddr, __u64 
 			s->last_mod = now;
 		}
 	}
-	if (least_member >= 0) {
-		__u32 id = least_member;
-		struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &id);
-		struct rvs_count *c = bpf_map_lookup_elem(&rvs_counts, &id);
-		if (!d || !c)
-			return -1;
-		__s64 act = c->active > 0 ? c->active : 0;
-		if (act <= d->weight)
-			return id;
-		struct half_scan h = { .svc_id = svc->id, .len = svc->len };
-		bpf_loop(RVS_RING_SIZE, half_step, &h, 0);
-		if (!h.found)
-			return id;
-	}
+	if (least_member >= 0 && locality_keeps(svc, least_member))
+		return least_member;
 	long i = least(svc, RVS_PICK_WLC);
 	if (i < 0)
 		return -1;
@@ -781,11 +764,10 @@ static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs
 	} else {
 		return -1; /* an empty cycle: no dest has weight */
 	}
-	__u32 slot = svc->id * RVS_RING_SIZE + (pos & (RVS_RING_SIZE - 1));
-	__u32 *pick = bpf_map_lookup_elem(&rvs_ring, &slot);
-	if (!pick || *pick == 0 || overloaded(*pick - 1))
+	long id = ring_dest(svc->id, pos & (RVS_RING_SIZE - 1));
+	if (id < 0 || overloaded(id))
 		return -1; /* sh and dh find no dest when theirs is overloaded */
-	return *pick - 1;
+	return id;
 }
 
 /* The persistence template key of a flow: the client network, the service, client port 0. */

@@ -41,8 +41,7 @@ pub struct XdpPlane {
     neighbors: Box<dyn Neighbors>,
     service_ids: HashMap<ServiceKey, u32>,
     dest_ids: HashMap<(ServiceKey, SocketAddr), u32>,
-    next_dest: u32,
-    /// `next_dest`, for the sweeper.
+    /// Dest indexes in use (`0..dest_count`); shared with the sweeper.
     dest_count: Arc<AtomicU32>,
     /// Cleared when the plane is dropped, which stops its sweeper thread.
     alive: Arc<AtomicBool>,
@@ -192,7 +191,6 @@ impl XdpPlane {
             neighbors,
             service_ids: HashMap::new(),
             dest_ids: HashMap::new(),
-            next_dest: 0,
             dest_count: Arc::new(AtomicU32::new(0)),
             alive: Arc::new(AtomicBool::new(true)),
         };
@@ -339,6 +337,26 @@ impl XdpPlane {
         state_timeout(&self.config, state)
     }
 
+    /// Rewrites entry `id` of array map `name` as `change` makes it, if that changes it.
+    fn update_entry<V: aya::Pod + PartialEq>(
+        &mut self,
+        name: &str,
+        id: u32,
+        change: impl FnOnce(&mut V),
+    ) -> Result<(), DataPlaneError> {
+        let mut map = self.array::<V>(name)?;
+        let Ok(old) = map.get(&id, 0) else {
+            return Ok(());
+        };
+        let mut new = old;
+        change(&mut new);
+        if new != old {
+            map.set(id, new, 0)
+                .map_err(|e| failed(format!("write {name}"), e))?;
+        }
+        Ok(())
+    }
+
     fn array<V: aya::Pod>(
         &mut self,
         name: &str,
@@ -395,15 +413,7 @@ impl XdpPlane {
             .map(|(_, id)| *id)
             .collect();
         for id in gone {
-            let mut dests = self.array::<abi::Dest>("rvs_dests")?;
-            if let Ok(mut entry) = dests.get(&id, 0) {
-                if entry.available != 0 {
-                    entry.available = 0;
-                    dests
-                        .set(id, entry, 0)
-                        .map_err(|e| failed("write rvs_dests", e))?;
-                }
-            }
+            self.update_entry("rvs_dests", id, |d: &mut abi::Dest| d.available = 0)?;
         }
         let Some(service) = self.table.service(&key) else {
             // Removed: forget the key and empty its ring (open flows keep their dests).
@@ -487,12 +497,11 @@ impl XdpPlane {
             let dest_id = match self.dest_ids.get(&(key, addr)) {
                 Some(d) => *d,
                 None => {
-                    let d = self.next_dest;
+                    let d = self.dest_count.load(Ordering::Acquire);
                     if d >= abi::MAX_DESTS {
                         return Err(failed("add a dest", "the dest map is full"));
                     }
-                    self.next_dest += 1;
-                    self.dest_count.store(self.next_dest, Ordering::Release);
+                    self.dest_count.store(d + 1, Ordering::Release);
                     self.dest_ids.insert((key, addr), d);
                     d
                 }
@@ -526,15 +535,7 @@ impl XdpPlane {
             // An edit that drops or raises the upper threshold clears the overload flag, as
             // the kernel's does.
             if u_threshold == 0 || u_threshold > old.u_threshold {
-                let mut counts = self.array::<abi::Count>("rvs_counts")?;
-                if let Ok(mut c) = counts.get(&dest_id, 0) {
-                    if c.overloaded != 0 {
-                        c.overloaded = 0;
-                        counts
-                            .set(dest_id, c, 0)
-                            .map_err(|e| failed("write rvs_counts", e))?;
-                    }
-                }
+                self.update_entry("rvs_counts", dest_id, |c: &mut abi::Count| c.overloaded = 0)?;
             }
             tracing::debug!(service = %key, dest = %addr, dest_id, method, "dest written");
         }
