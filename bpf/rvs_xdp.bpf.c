@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-/* rvs's XDP data plane: IPv4 TCP/UDP virtual services forwarded by direct routing (the
- * destination MAC changes), IP-in-IP tunnelling (an outer IPv4 header to the real server) or
- * NAT (the destination becomes the real server; its replies, routed back through the director,
- * get the VIP back as their source), with incremental checksum updates.
+/* rvs's XDP data plane: IPv4 and IPv6 TCP, UDP and SCTP virtual services forwarded by direct
+ * routing (the destination MAC changes), tunnelling (an outer IPv4 or IPv6 header to the real
+ * server: IP-in-IP, IPv6-in-IPv6) or NAT (the destination becomes the real server; its replies,
+ * routed back through the director, get the VIP back as their source), with incremental
+ * checksum updates.
  *
  * A new flow is scheduled with the kernel's semantics from tables rvs-xdp fills from the core:
  * rr and wrr take the scheduler's sequence in turn, sh and dh look up the kernel's bucket of
@@ -14,6 +15,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
@@ -105,6 +107,17 @@ struct {
 	__type(value, struct rvs_config);
 } rvs_config SEC(".maps");
 
+#ifndef IPPROTO_SCTP
+#define IPPROTO_SCTP 132
+#endif
+
+/* IPVS's addr_fold in host order: an IPv4 address, or the XOR of an IPv6 address's words
+ * (an IPv4 address's other words are zero). */
+static __always_inline __u32 addr_fold(const __u32 *a)
+{
+	return bpf_ntohl(a[0] ^ a[1] ^ a[2] ^ a[3]);
+}
+
 /* The kernel's hash_32(key, 8) (include/linux/hash.h), as ip_vs_sh.c and ip_vs_dh.c use it. */
 static __always_inline __u32 hash_32_8(__u32 key)
 {
@@ -129,73 +142,111 @@ static __always_inline __u16 ipv4_csum(struct iphdr *ip)
 	return csum_fold(sum);
 }
 
-/* RFC 1624 incremental update of a 16-bit one's-complement checksum. */
-static __always_inline void csum_replace2(__u16 *sum, __u16 from, __u16 to)
+/* Adds the change of one 32-bit word (raw, as in the packet) to an unfolded checksum sum
+ * (RFC 1624's incremental update: ~old + new). */
+static __always_inline __u32 csum_word(__u32 s, __u32 from, __u32 to)
 {
-	__u32 s = (__u16)~*sum;
-	s += (__u16)~from;
-	s += to;
-	*sum = csum_fold(s);
+	return s + (~from & 0xffff) + (~from >> 16) + (to & 0xffff) + (to >> 16);
 }
 
-static __always_inline void csum_replace4(__u16 *sum, __u32 from, __u32 to)
+/* Rewrites one address (`words` 32-bit words: 1 for IPv4, 4 for IPv6) and port of a TCP, UDP
+ * or SCTP packet, fixing the IPv4 header checksum (`ipsum`, NULL for IPv6) and the TCP/UDP
+ * checksum, which covers the pseudo-header's address. SCTP's CRC32c covers the port but not
+ * the addresses; rvs-xdp lets only port-keeping NAT through for SCTP. `l4` points at the L4
+ * header, checked to hold its ports. */
+static __always_inline void nat_rewrite(__u32 *a, int words, __u16 *ipsum, __u8 proto, __u16 *p, void *l4,
+					void *data_end, const __u32 *addr, __u16 port)
 {
-	csum_replace2(sum, from & 0xffff, to & 0xffff);
-	csum_replace2(sum, from >> 16, to >> 16);
-}
-
-/* Rewrites one address and port of an IPv4 TCP/UDP packet, fixing the IP and L4 checksums
- * (the L4 checksum covers the pseudo-header's address). `l4` points at the L4 header,
- * checked to hold at least the checksum field. `dst` picks the destination fields. */
-static __always_inline void nat_rewrite(struct iphdr *ip, void *l4, void *data_end, int dst, __u32 addr, __u16 port)
-{
-	__u32 *a = dst ? &ip->daddr : &ip->saddr;
-	__u16 *ports = l4;
-	__u16 *p = dst ? &ports[1] : &ports[0];
 	__u16 *l4sum = 0;
-	if (ip->protocol == IPPROTO_TCP) {
+	if (proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 		if ((void *)(th + 1) <= data_end)
 			l4sum = &th->check;
-	} else {
+	} else if (proto == IPPROTO_UDP) {
 		struct udphdr *uh = l4;
 		if ((void *)(uh + 1) <= data_end && uh->check)
 			l4sum = &uh->check;
 	}
+	__u32 s = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		if (i < words)
+			s = csum_word(s, a[i], addr[i]);
 	if (l4sum) {
-		csum_replace4(l4sum, *a, addr);
-		csum_replace2(l4sum, *p, port);
+		__u32 l = s + (__u16)~*p + port + (__u16)~*l4sum;
+		__u16 folded = csum_fold(l);
+		*l4sum = proto == IPPROTO_UDP && folded == 0 ? 0xffff : folded;
 	}
-	csum_replace4(&ip->check, *a, addr);
-	*a = addr;
+	if (ipsum)
+		*ipsum = csum_fold(s + (__u16)~*ipsum);
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		if (i < words)
+			a[i] = addr[i];
 	*p = port;
 }
 
-/* The way back of a masqueraded connection: real server -> client becomes VIP -> client. */
-static __always_inline int nat_back(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip, __u16 *ports, void *data_end)
+/* The frame's IP header, either family: where its addresses are, and how many words. */
+struct l3 {
+	struct iphdr *ip;    /* IPv4, else NULL */
+	struct ipv6hdr *ip6; /* IPv6, else NULL */
+};
+
+/* Rewrites the source (`dst` 0) or destination address and port of a packet. */
+static __always_inline void nat_l3(struct l3 *h, __u8 proto, __u16 *ports, void *data_end, int dst,
+				   const __u32 *addr, __u16 port)
 {
-	struct rvs_conn_key bk = {
-		.saddr = ip->saddr, .daddr = ip->daddr,
-		.sport = ports[0], .dport = ports[1], .proto = ip->protocol,
-	};
-	struct rvs_nat *back = bpf_map_lookup_elem(&rvs_nat_back, &bk);
+	__u16 *p = dst ? &ports[1] : &ports[0];
+	if (h->ip) {
+		__u32 *a = dst ? &h->ip->daddr : &h->ip->saddr;
+		nat_rewrite(a, 1, &h->ip->check, proto, p, ports, data_end, addr, port);
+	} else if (h->ip6) {
+		__u32 *a = dst ? h->ip6->daddr.in6_u.u6_addr32 : h->ip6->saddr.in6_u.u6_addr32;
+		nat_rewrite(a, 4, 0, proto, p, ports, data_end, addr, port);
+	}
+}
+
+/* The way back of a masqueraded connection: real server -> client becomes VIP -> client. */
+static __always_inline int nat_back(struct ethhdr *eth, struct l3 *h, const struct rvs_conn_key *ck,
+				    __u16 *ports, void *data_end)
+{
+	struct rvs_nat *back = bpf_map_lookup_elem(&rvs_nat_back, ck);
 	if (!back)
 		return XDP_PASS;
 	__u32 zero = 0;
 	struct rvs_config *cfg = bpf_map_lookup_elem(&rvs_config, &zero);
 	if (!cfg)
 		return XDP_PASS;
-	nat_rewrite(ip, ports, data_end, 0, back->vip, back->vport);
+	nat_l3(h, ck->proto, ports, data_end, 0, back->vip, back->vport);
 	__builtin_memcpy(eth->h_dest, back->client_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
 	return XDP_TX;
 }
 
+/* The TCP flags an SCTP packet's first chunk stands for: INIT opens (SYN), ABORT resets
+ * (RST), the SHUTDOWN chunks close (FIN), every other chunk carries the association (ACK). */
+static __always_inline __u8 sctp_flags(__u8 chunk)
+{
+	switch (chunk) {
+	case 1: /* INIT */
+		return 0x02;
+	case 6: /* ABORT */
+		return 0x04;
+	case 7:  /* SHUTDOWN */
+	case 8:  /* SHUTDOWN ACK */
+	case 14: /* SHUTDOWN COMPLETE */
+		return 0x01;
+	default:
+		return 0x10;
+	}
+}
+
 /* The state after a packet with these TCP flags (IPVS's INPUT_ONLY view: the director sees
- * the client's side only in DR and tunnel modes). */
+ * the client's side only in DR and tunnel modes). SCTP goes through the same states by
+ * sctp_flags. */
 static __always_inline __u8 next_state(__u8 state, __u8 proto, __u8 flags)
 {
-	if (proto != IPPROTO_TCP)
+	if (proto == IPPROTO_UDP)
 		return RVS_ST_UDP;
 	if (flags & 0x04) /* RST */
 		return RVS_ST_CLOSE;
@@ -481,9 +532,10 @@ static __always_inline int locality_keeps(const struct rvs_svc *svc, __u32 id)
 
 /* lblc (ip_vs_lblc.c): the dest cached for the destination address while it keeps it;
  * otherwise wlc's pick, cached. */
-static __always_inline long lblc(const struct rvs_svc *svc, __u32 daddr)
+static __always_inline long lblc(const struct rvs_svc *svc, const __u32 *daddr)
 {
-	struct rvs_lblc_key k = { .svc_id = svc->id, .daddr = daddr };
+	struct rvs_lblc_key k = { .svc_id = svc->id };
+	__builtin_memcpy(k.daddr, daddr, sizeof(k.daddr));
 	__u32 *cached = bpf_map_lookup_elem(&rvs_lblc, &k);
 	if (cached && locality_keeps(svc, *cached))
 		return *cached;
@@ -589,7 +641,7 @@ static long mh_step(__u64 index, void *arg)
 static __always_inline long mh(const struct rvs_svc *svc, const struct rvs_conn_key *ck)
 {
 	struct mh_scan x = {
-		.svc_id = svc->id, .fold = bpf_ntohl(ck->saddr),
+		.svc_id = svc->id, .fold = addr_fold(ck->saddr),
 		.port = svc->len & RVS_MH_PORT ? bpf_ntohs(ck->sport) : 0, .found = -1,
 	};
 	x.ihash = mh_slot(x.fold, x.port, 0);
@@ -699,9 +751,10 @@ static __always_inline int set_insert(struct rvs_lblcr_set *s, __u32 id)
 /* lblcr (ip_vs_lblcr.c): the least loaded member of the destination address's set unless it
  * is overloaded in lblc's sense; then wlc's pick joins the set. A set not changed for 24 h
  * loses its most loaded member. */
-static __always_inline long lblcr(const struct rvs_svc *svc, __u32 daddr, __u64 now)
+static __always_inline long lblcr(const struct rvs_svc *svc, const __u32 *daddr, __u64 now)
 {
-	struct rvs_lblc_key k = { .svc_id = svc->id, .daddr = daddr };
+	struct rvs_lblc_key k = { .svc_id = svc->id };
+	__builtin_memcpy(k.daddr, daddr, sizeof(k.daddr));
 	struct rvs_lblcr_set *s = bpf_map_lookup_elem(&rvs_lblcr, &k);
 	if (!s) {
 		long i = least(svc, RVS_PICK_WLC);
@@ -756,11 +809,11 @@ static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs
 		bpf_loop(RVS_RING_SIZE, cursor_step, &x, 0);
 		return x.found;
 	} else if (svc->pick == RVS_PICK_SRC) {
-		pos = hash_32_8(bpf_ntohl(ck->saddr));
+		pos = hash_32_8(addr_fold(ck->saddr));
 	} else if (svc->pick == RVS_PICK_SRC_PORT) {
-		pos = hash_32_8(bpf_ntohl(ck->saddr) + bpf_ntohs(ck->sport));
+		pos = hash_32_8(addr_fold(ck->saddr) + bpf_ntohs(ck->sport));
 	} else if (svc->pick == RVS_PICK_DST) {
-		pos = hash_32_8(bpf_ntohl(ck->daddr));
+		pos = hash_32_8(addr_fold(ck->daddr));
 	} else {
 		return -1; /* an empty cycle: no dest has weight */
 	}
@@ -771,12 +824,23 @@ static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs
 }
 
 /* The persistence template key of a flow: the client network, the service, client port 0. */
-static __always_inline struct rvs_conn_key template_key(const struct rvs_conn_key *ck, __u32 mask)
+static __always_inline struct rvs_conn_key template_key(const struct rvs_conn_key *ck, const __u32 *mask)
 {
-	struct rvs_conn_key tk = {
-		.saddr = ck->saddr & mask, .daddr = ck->daddr, .dport = ck->dport, .proto = ck->proto,
-	};
+	struct rvs_conn_key tk = { .dport = ck->dport, .proto = ck->proto, .af = ck->af };
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		tk.saddr[i] = ck->saddr[i] & mask[i];
+		tk.daddr[i] = ck->daddr[i];
+	}
 	return tk;
+}
+
+/* The service key of a flow. */
+static __always_inline struct rvs_svc_key service_key(const struct rvs_conn_key *ck)
+{
+	struct rvs_svc_key sk = { .port = ck->dport, .proto = ck->proto, .af = ck->af };
+	__builtin_memcpy(sk.addr, ck->daddr, sizeof(sk.addr));
+	return sk;
 }
 
 /* The dest of a live template, refreshed; -1 if there is none, it idled past the persistence
@@ -800,7 +864,7 @@ static __always_inline long template_dest(const struct rvs_svc *svc, const struc
 /* A packet of a persistent connection keeps its template alive (once per clock tick). */
 static __always_inline void touch_template(const struct rvs_conn_key *ck, __u64 now)
 {
-	struct rvs_svc_key sk = { .addr = ck->daddr, .port = ck->dport, .proto = ck->proto };
+	struct rvs_svc_key sk = service_key(ck);
 	struct rvs_svc *svc = bpf_map_lookup_elem(&rvs_services, &sk);
 	if (!svc)
 		return;
@@ -810,39 +874,118 @@ static __always_inline void touch_template(const struct rvs_conn_key *ck, __u64 
 		t->last_ns = now;
 }
 
+/* Puts an outer IPv4 header (IP-in-IP) in front of an IPv4 packet of `inner_len` bytes. */
+static __always_inline int tunnel4(struct xdp_md *ctx, const struct rvs_dest *d, const struct rvs_config *cfg,
+				   __u16 inner_len, __u8 tos)
+{
+	if (bpf_xdp_adjust_head(ctx, 0 - (int)sizeof(struct iphdr)))
+		return XDP_DROP;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *outer = (void *)(eth + 1);
+	if ((void *)(outer + 1) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, d->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	outer->version = 4;
+	outer->ihl = 5;
+	outer->tos = tos;
+	outer->tot_len = bpf_htons(inner_len + sizeof(struct iphdr));
+	outer->id = 0;
+	outer->frag_off = 0;
+	outer->ttl = 64;
+	outer->protocol = IPPROTO_IPIP;
+	outer->check = 0;
+	outer->saddr = cfg->tunnel_src;
+	outer->daddr = d->addr[0];
+	outer->check = ipv4_csum(outer);
+	return XDP_TX;
+}
+
+/* Puts an outer IPv6 header (IPv6-in-IPv6) in front of an IPv6 packet of `inner_len` bytes
+ * whose first word (version, traffic class, flow label) the outer header copies. */
+static __always_inline int tunnel6(struct xdp_md *ctx, const struct rvs_dest *d, const struct rvs_config *cfg,
+				   __u16 inner_len, __u32 first_word)
+{
+	if (bpf_xdp_adjust_head(ctx, 0 - (int)sizeof(struct ipv6hdr)))
+		return XDP_DROP;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *outer = (void *)(eth + 1);
+	if ((void *)(outer + 1) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, d->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+	*(__u32 *)outer = first_word;
+	outer->payload_len = bpf_htons(inner_len);
+	outer->nexthdr = IPPROTO_IPV6;
+	outer->hop_limit = 64;
+	__builtin_memcpy(&outer->saddr, cfg->tunnel_src6, sizeof(outer->saddr));
+	__builtin_memcpy(&outer->daddr, d->addr, sizeof(outer->daddr));
+	return XDP_TX;
+}
+
 SEC("xdp")
 int rvs_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end || ip->ihl != 5)
+	struct rvs_conn_key ck = {};
+	struct l3 h = {};
+	__u16 *ports;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > data_end || ip->ihl != 5)
+			return XDP_PASS;
+		if (ip->frag_off & bpf_htons(0x3fff)) /* fragments are left to the kernel */
+			return XDP_PASS;
+		h.ip = ip;
+		ck.af = RVS_AF_INET;
+		ck.proto = ip->protocol;
+		ck.saddr[0] = ip->saddr;
+		ck.daddr[0] = ip->daddr;
+		ports = (void *)(ip + 1);
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > data_end)
+			return XDP_PASS;
+		h.ip6 = ip6;
+		ck.af = RVS_AF_INET6;
+		ck.proto = ip6->nexthdr; /* extension headers (and fragments) are left to the kernel */
+		__builtin_memcpy(ck.saddr, &ip6->saddr, sizeof(ck.saddr));
+		__builtin_memcpy(ck.daddr, &ip6->daddr, sizeof(ck.daddr));
+		ports = (void *)(ip6 + 1);
+	} else {
 		return XDP_PASS;
-	if (ip->frag_off & bpf_htons(0x3fff)) /* fragments are left to the kernel */
+	}
+	if (ck.proto != IPPROTO_TCP && ck.proto != IPPROTO_UDP && ck.proto != IPPROTO_SCTP)
 		return XDP_PASS;
-	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
-		return XDP_PASS;
-	__u16 *ports = (void *)(ip + 1);
 	if ((void *)(ports + 2) > data_end)
 		return XDP_PASS;
+	ck.sport = ports[0];
+	ck.dport = ports[1];
 
 	__u32 zero = 0;
 	struct rvs_config *cfg = bpf_map_lookup_elem(&rvs_config, &zero);
 	if (!cfg)
 		return XDP_PASS;
-	struct rvs_conn_key ck = {
-		.saddr = ip->saddr, .daddr = ip->daddr,
-		.sport = ports[0], .dport = ports[1], .proto = ip->protocol,
-	};
-	/* TCP flags, when the header is all there. */
+	/* TCP flags (or what SCTP's first chunk stands for), when the header is all there. */
 	__u8 flags = 0;
-	if (ip->protocol == IPPROTO_TCP) {
+	if (ck.proto == IPPROTO_TCP) {
 		__u8 *fl = (__u8 *)ports + 13;
 		if ((void *)(fl + 1) <= data_end)
 			flags = *fl;
+	} else if (ck.proto == IPPROTO_SCTP) {
+		__u8 *chunk = (__u8 *)ports + 12;
+		if ((void *)(chunk + 1) <= data_end)
+			flags = sctp_flags(*chunk);
 	}
 	/* Known connections first: their packets need no service lookup. The coarse clock is
 	 * enough for timeouts counted in seconds, and cheaper. */
@@ -860,10 +1003,10 @@ int rvs_xdp(struct xdp_md *ctx)
 		}
 	}
 	if (!conn) {
-		struct rvs_svc_key sk = { .addr = ip->daddr, .port = ports[1], .proto = ip->protocol };
+		struct rvs_svc_key sk = service_key(&ck);
 		svc = bpf_map_lookup_elem(&rvs_services, &sk);
 		if (!svc)
-			return nat_back(ctx, eth, ip, ports, data_end);
+			return nat_back(eth, &h, &ck, ports, data_end);
 	}
 	if (conn) {
 		dest_id = conn->dest;
@@ -872,7 +1015,7 @@ int rvs_xdp(struct xdp_md *ctx)
 			if (conn->persist)
 				touch_template(&ck, now);
 		}
-		__u8 st = next_state(conn->state, ip->protocol, flags);
+		__u8 st = next_state(conn->state, ck.proto, flags);
 		if (st != conn->state) {
 			move_conn(dest_id, conn->state, st);
 			conn->state = st;
@@ -894,7 +1037,7 @@ int rvs_xdp(struct xdp_md *ctx)
 		}
 		struct rvs_conn c = {
 			.dest = dest_id, .last_ns = now, .persist = svc->persist_timeout != 0,
-			.state = next_state(RVS_ST_NONE, ip->protocol, flags),
+			.state = next_state(RVS_ST_NONE, ck.proto, flags),
 		};
 		bpf_map_update_elem(&rvs_conns, &ck, &c, BPF_ANY);
 		count_conn(dest_id, c.state, 1);
@@ -914,15 +1057,15 @@ int rvs_xdp(struct xdp_md *ctx)
 
 	if (d->method == RVS_FWD_MASQ) {
 		if (new_conn) {
-			struct rvs_conn_key bk = {
-				.saddr = d->addr, .daddr = ck.saddr,
-				.sport = d->port, .dport = ck.sport, .proto = ck.proto,
-			};
-			struct rvs_nat back = { .vip = ck.daddr, .vport = ck.dport };
+			struct rvs_conn_key bk = { .sport = d->port, .dport = ck.sport, .proto = ck.proto, .af = ck.af };
+			__builtin_memcpy(bk.saddr, d->addr, sizeof(bk.saddr));
+			__builtin_memcpy(bk.daddr, ck.saddr, sizeof(bk.daddr));
+			struct rvs_nat back = { .vport = ck.dport };
+			__builtin_memcpy(back.vip, ck.daddr, sizeof(back.vip));
 			__builtin_memcpy(back.client_mac, eth->h_source, ETH_ALEN);
 			bpf_map_update_elem(&rvs_nat_back, &bk, &back, BPF_ANY);
 		}
-		nat_rewrite(ip, ports, data_end, 1, d->addr, d->port);
+		nat_l3(&h, ck.proto, ports, data_end, 1, d->addr, d->port);
 		__builtin_memcpy(eth->h_dest, d->mac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
 		return XDP_TX;
@@ -934,33 +1077,11 @@ int rvs_xdp(struct xdp_md *ctx)
 		return XDP_TX;
 	}
 
-	/* IP-in-IP: room for an outer IPv4 header between the Ethernet header and the packet. */
-	__u16 inner_len = bpf_ntohs(ip->tot_len);
-	__u8 tos = ip->tos;
-	if (bpf_xdp_adjust_head(ctx, 0 - (int)sizeof(struct iphdr)))
-		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *neth = data;
-	struct iphdr *outer = (void *)(neth + 1);
-	if ((void *)(outer + 1) > data_end)
-		return XDP_DROP;
-	__builtin_memcpy(neth->h_dest, d->mac, ETH_ALEN);
-	__builtin_memcpy(neth->h_source, cfg->mac, ETH_ALEN);
-	neth->h_proto = bpf_htons(ETH_P_IP);
-	outer->version = 4;
-	outer->ihl = 5;
-	outer->tos = tos;
-	outer->tot_len = bpf_htons(inner_len + sizeof(struct iphdr));
-	outer->id = 0;
-	outer->frag_off = 0;
-	outer->ttl = 64;
-	outer->protocol = IPPROTO_IPIP;
-	outer->check = 0;
-	outer->saddr = cfg->tunnel_src;
-	outer->daddr = d->addr;
-	outer->check = ipv4_csum(outer);
-	return XDP_TX;
+	if (h.ip)
+		return tunnel4(ctx, d, cfg, bpf_ntohs(h.ip->tot_len), h.ip->tos);
+	if (h.ip6)
+		return tunnel6(ctx, d, cfg, bpf_ntohs(h.ip6->payload_len) + sizeof(struct ipv6hdr), *(__u32 *)h.ip6);
+	return XDP_DROP;
 }
 
 char _license[] SEC("license") = "GPL";

@@ -1,5 +1,7 @@
 /* Structures shared by the XDP program and rvs-xdp (mirrored in crates/rvs-bpf-abi, which
- * asserts their sizes). Addresses and ports are in network byte order. */
+ * asserts their sizes). Addresses and ports are in network byte order. An address is four
+ * 32-bit words: an IPv6 address, or an IPv4 address in word 0 and zeros (keys also carry the
+ * family, so the two never meet). */
 #ifndef RVS_STRUCTS_H
 #define RVS_STRUCTS_H
 
@@ -13,11 +15,15 @@
 #define RVS_FWD_MASQ 3
 
 /* A virtual service: address, port, protocol. */
+/* Address families of keys. */
+#define RVS_AF_INET 4
+#define RVS_AF_INET6 6
+
 struct rvs_svc_key {
-	__u32 addr;
+	__u32 addr[4];
 	__u16 port;
 	__u8 proto;
-	__u8 pad;
+	__u8 af;
 };
 
 /* How a service places new flows on its ring. */
@@ -48,7 +54,7 @@ struct rvs_svc_key {
 /* lblc's cache key: a service and a destination address. */
 struct rvs_lblc_key {
 	__u32 svc_id;
-	__u32 daddr;
+	__u32 daddr[4];
 };
 
 /* A service's slot: its ring is rvs_ring[id * RVS_RING_SIZE ...], of which `len` slots are
@@ -58,12 +64,12 @@ struct rvs_svc {
 	__u16 pick;
 	__u16 len;
 	__u32 persist_timeout; /* seconds (-p); 0 = not persistent */
-	__u32 persist_mask;    /* -M, network byte order */
+	__u32 persist_mask[4]; /* -M (IPv4) or the prefix (IPv6) as a mask, network byte order */
 };
 
 /* A real server. */
 struct rvs_dest {
-	__u32 addr;
+	__u32 addr[4];
 	__u16 port;
 	__u8 method;
 	__u8 available; /* 0 once removed: open flows go on, persistence templates lapse */
@@ -84,12 +90,13 @@ struct rvs_count {
 
 /* A connection (the client's 5-tuple towards the VIP). */
 struct rvs_conn_key {
-	__u32 saddr;
-	__u32 daddr;
+	__u32 saddr[4];
+	__u32 daddr[4];
 	__u16 sport;
 	__u16 dport;
 	__u8 proto;
-	__u8 pad[3];
+	__u8 af;
+	__u8 pad[2];
 };
 
 /* Connection states, from the TCP flags the director sees (IPVS's names). */
@@ -120,7 +127,7 @@ struct rvs_tmpl {
 /* The way back of a masqueraded connection, keyed by the real server's side of it
  * (saddr/sport = real server, daddr/dport = client): what to put back, and where to send it. */
 struct rvs_nat {
-	__u32 vip;
+	__u32 vip[4];
 	__u16 vport;
 	__u8 client_mac[6];
 };
@@ -135,13 +142,14 @@ struct rvs_stat {
 /* The director's own addresses (the tunnels' outer source, the frames' source MAC) and the
  * idle timeouts of connections by state, in seconds (--set tcp tcpfin udp). */
 struct rvs_config {
-	__u32 tunnel_src;
+	__u32 tunnel_src; /* IPv4 */
 	__u8 mac[6];
 	__u16 pad;
 	__u32 tcp_timeout;
 	__u32 tcpfin_timeout;
 	__u32 udp_timeout;
 	__u32 syn_timeout;
+	__u32 tunnel_src6[4]; /* IPv6; all zero if the interface has none */
 };
 
 #endif

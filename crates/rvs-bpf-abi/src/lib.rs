@@ -1,6 +1,8 @@
 //! The data shared by rvs's BPF programs and their Rust loader: `#[repr(C)]` mirrors of
 //! `bpf/include/rvs_structs.h`, with their sizes checked at compile time. Addresses and ports
-//! are in network byte order, as the programs read them from packets.
+//! are in network byte order, as the programs read them from packets. An address ([`Addr`]) is
+//! four 32-bit words: an IPv6 address, or an IPv4 address in word 0 and zeros; keys carry the
+//! family ([`AF_INET`], [`AF_INET6`]) so the two never meet.
 
 #![no_std]
 #![deny(missing_docs)]
@@ -18,18 +20,27 @@ pub const FWD_TUNNEL: u8 = 2;
 /// `RVS_FWD_MASQ`: NAT.
 pub const FWD_MASQ: u8 = 3;
 
+/// `RVS_AF_INET`: the family byte of IPv4 keys.
+pub const AF_INET: u8 = 4;
+/// `RVS_AF_INET6`: the family byte of IPv6 keys.
+pub const AF_INET6: u8 = 6;
+
+/// An address as the maps hold it: the raw bytes of an IPv6 address, or of an IPv4 address
+/// followed by zeros, as four native words.
+pub type Addr = [u32; 4];
+
 /// `struct rvs_svc_key`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SvcKey {
     /// Virtual address.
-    pub addr: u32,
+    pub addr: Addr,
     /// Virtual port.
     pub port: u16,
     /// IP protocol number.
     pub proto: u8,
-    /// Zero.
-    pub pad: u8,
+    /// [`AF_INET`] or [`AF_INET6`].
+    pub af: u8,
 }
 
 /// `RVS_PICK_CURSOR`: new flows take the ring's slots in turn (the ring is the scheduler's
@@ -85,8 +96,8 @@ pub struct Svc {
     pub len: u16,
     /// Persistence timeout in seconds (`-p`); 0 = not persistent.
     pub persist_timeout: u32,
-    /// Persistence netmask (`-M`), network byte order.
-    pub persist_mask: u32,
+    /// Persistence netmask (`-M`, or the IPv6 prefix as a mask), network byte order.
+    pub persist_mask: Addr,
 }
 
 /// `struct rvs_dest`.
@@ -94,7 +105,7 @@ pub struct Svc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Dest {
     /// Real server address.
-    pub addr: u32,
+    pub addr: Addr,
     /// Real server port.
     pub port: u16,
     /// [`FWD_ROUTE`], [`FWD_TUNNEL`] or [`FWD_MASQ`]; 0 = unused.
@@ -131,17 +142,19 @@ pub struct Count {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ConnKey {
     /// Client address.
-    pub saddr: u32,
+    pub saddr: Addr,
     /// Virtual address.
-    pub daddr: u32,
+    pub daddr: Addr,
     /// Client port.
     pub sport: u16,
     /// Virtual port.
     pub dport: u16,
     /// IP protocol number.
     pub proto: u8,
+    /// [`AF_INET`] or [`AF_INET6`].
+    pub af: u8,
     /// Zero.
-    pub pad: [u8; 3],
+    pub pad: [u8; 2],
 }
 
 /// Connection states (`RVS_ST_*`).
@@ -176,7 +189,7 @@ pub struct Conn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Nat {
     /// The VIP to put back as the source.
-    pub vip: u32,
+    pub vip: Addr,
     /// The virtual port to put back.
     pub vport: u16,
     /// The client's (or its next hop's) MAC address.
@@ -212,7 +225,7 @@ pub struct Stat {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Config {
-    /// The outer source address of tunnels.
+    /// The outer source address of IPv4 tunnels.
     pub tunnel_src: u32,
     /// The director's MAC address (the frames' new source).
     pub mac: [u8; 6],
@@ -226,18 +239,20 @@ pub struct Config {
     pub udp_timeout: u32,
     /// Idle timeout of SYN_RECV connections, seconds.
     pub syn_timeout: u32,
+    /// The outer source address of IPv6 tunnels; all zero if the director has none.
+    pub tunnel_src6: Addr,
 }
 
-const _: () = assert!(core::mem::size_of::<SvcKey>() == 8);
-const _: () = assert!(core::mem::size_of::<Svc>() == 16);
-const _: () = assert!(core::mem::size_of::<Dest>() == 24);
-const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
+const _: () = assert!(core::mem::size_of::<SvcKey>() == 20);
+const _: () = assert!(core::mem::size_of::<Svc>() == 28);
+const _: () = assert!(core::mem::size_of::<Dest>() == 36);
+const _: () = assert!(core::mem::size_of::<ConnKey>() == 40);
 const _: () = assert!(core::mem::size_of::<Conn>() == 16);
 const _: () = assert!(core::mem::size_of::<Stat>() == 24);
 const _: () = assert!(core::mem::size_of::<Tmpl>() == 16);
 const _: () = assert!(core::mem::size_of::<Count>() == 16);
-const _: () = assert!(core::mem::size_of::<Nat>() == 12);
-const _: () = assert!(core::mem::size_of::<Config>() == 28);
+const _: () = assert!(core::mem::size_of::<Nat>() == 24);
+const _: () = assert!(core::mem::size_of::<Config>() == 44);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -14,15 +14,19 @@ use rvs_core::{
 };
 use rvs_xdp::neighbors::Neighbors;
 use rvs_xdp::{DirectorAddr, XdpPlane};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 const REPEAT: u32 = 2_000_000;
 const ROUNDS: usize = 7;
 
 struct Fixed;
 impl Neighbors for Fixed {
-    fn mac(&self, ip: Ipv4Addr) -> Option<[u8; 6]> {
-        Some([2, 0, 0, 0, 1, ip.octets()[3]])
+    fn mac(&self, ip: IpAddr) -> Option<[u8; 6]> {
+        let last = match ip {
+            IpAddr::V4(v4) => v4.octets()[3],
+            IpAddr::V6(v6) => v6.octets()[15],
+        };
+        Some([2, 0, 0, 0, 1, last])
     }
 }
 
@@ -67,6 +71,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let director = DirectorAddr {
         tunnel_src: "198.18.0.254".parse().unwrap(),
+        tunnel_src6: Some("2001:db8::fe".parse().unwrap()),
         mac: [2, 0, 0, 0, 0, 0xd1],
     };
     let mut plane = XdpPlane::load(director, Box::new(Fixed)).expect("load (root needed)");

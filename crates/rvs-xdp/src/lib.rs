@@ -1,16 +1,17 @@
 //! The XDP data plane: BPF programs in C (`bpf/`), compiled by build.rs with clang, loaded and
-//! fed by Rust with aya. It forwards IPv4 TCP and UDP services by direct routing (the frame's
-//! destination MAC changes), IP-in-IP tunnelling and NAT, at the driver, without the kernel's
-//! stack.
+//! fed by Rust with aya. It forwards IPv4 and IPv6 TCP, UDP and SCTP services by direct
+//! routing (the frame's destination MAC changes), tunnelling (IP-in-IP, IPv6-in-IPv6) and NAT,
+//! at the driver, without the kernel's stack.
 //!
 //! What is built so far, and what is not: see `docs/architecture.md`. In short, new flows are
 //! scheduled from tables that Rust fills with the core's answers (rr, wrr, sh, dh, mh), by the
 //! kernel's scans over per-dest connection counts kept by the program (lc, wlc, sed, nq, ovf,
-//! fo, twos, lblc, lblcr); flows stick through an LRU connection table; IPv6, fwmark services
-//! and tunnels other than IP-in-IP are refused with a message.
+//! fo, twos, lblc, lblcr); flows stick through an LRU connection table; fwmark services and
+//! tunnels other than IP-in-IP are refused with a message.
 
 #![deny(missing_docs)]
 
+pub mod addr;
 pub mod neighbors;
 pub mod plane;
 pub mod realserver;

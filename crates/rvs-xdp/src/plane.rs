@@ -1,6 +1,7 @@
 //! The xdp plane: loads the program, keeps a mirror of the table, and writes only the map
 //! entries a change touches (a service's key, its dests, its ring).
 
+use crate::addr;
 use crate::neighbors::Neighbors;
 use crate::ring;
 use crate::sweep::Sweeper;
@@ -10,11 +11,11 @@ use aya::Ebpf;
 use rvs_bpf_abi as abi;
 use rvs_core::{
     Change, ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DataPlane,
-    DataPlaneError, DestStats, ForwardMethod, PersistMask, Persistence, Protocol, Rates,
-    SchedulerKind, ServiceKey, ServiceStats, Table, TunnelKind,
+    DataPlaneError, DestStats, ForwardMethod, Persistence, Protocol, Rates, SchedulerKind,
+    ServiceKey, ServiceStats, Table, TunnelKind,
 };
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +28,10 @@ const PROGRAM: &str = "rvs_xdp";
 /// The director's own addresses, written into the program's config.
 #[derive(Debug, Clone, Copy)]
 pub struct DirectorAddr {
-    /// The outer source address of tunnels.
+    /// The outer source address of IPv4 tunnels.
     pub tunnel_src: Ipv4Addr,
+    /// The outer source address of IPv6 tunnels, if the director has a global one.
+    pub tunnel_src6: Option<Ipv6Addr>,
     /// The MAC address of the interface the program runs on.
     pub mac: [u8; 6],
 }
@@ -72,12 +75,8 @@ fn unsupported(what: String, hint: &str) -> DataPlaneError {
     }
 }
 
-fn be32(ip: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(ip.octets())
-}
-
 impl DirectorAddr {
-    /// The MAC address and first IPv4 address of an interface.
+    /// The MAC address, first IPv4 address and first global IPv6 address of an interface.
     ///
     /// # Errors
     /// When the interface does not exist or has no IPv4 address.
@@ -96,10 +95,17 @@ impl DirectorAddr {
             *m = u8::from_str_radix(p, 16)
                 .map_err(|e| failed(format!("read the MAC address of {interface}"), e))?;
         }
-        let addrs =
-            nix::ifaddrs::getifaddrs().map_err(|e| failed("list interface addresses", e))?;
-        let tunnel_src = addrs
+        let addrs: Vec<_> = nix::ifaddrs::getifaddrs()
+            .map_err(|e| failed("list interface addresses", e))?
             .filter(|a| a.interface_name == interface)
+            .collect();
+        let tunnel_src6 = addrs.iter().find_map(|a| {
+            let ip = a.address?.as_sockaddr_in6()?.ip();
+            // Not link-local (fe80::/10): a tunnel's outer source must be routable.
+            (ip.segments()[0] & 0xffc0 != 0xfe80 && !ip.is_loopback()).then_some(ip)
+        });
+        let tunnel_src = addrs
+            .iter()
             .find_map(|a| {
                 a.address
                     .and_then(|s| s.as_sockaddr_in().map(|sin| sin.ip()))
@@ -110,7 +116,11 @@ impl DirectorAddr {
                     "none is configured",
                 )
             })?;
-        Ok(Self { tunnel_src, mac })
+        Ok(Self {
+            tunnel_src,
+            tunnel_src6,
+            mac,
+        })
     }
 }
 
@@ -134,7 +144,7 @@ impl XdpPlane {
         })?;
         let mut plane = Self::load(
             DirectorAddr::of_interface(first)?,
-            Box::new(crate::neighbors::ProcArp),
+            Box::new(crate::neighbors::KernelNeighbors),
         )?;
         for interface in interfaces {
             let mode = match mode {
@@ -176,7 +186,10 @@ impl XdpPlane {
         })?;
         let d = rvs_core::Timeouts::default();
         let config = abi::Config {
-            tunnel_src: be32(director.tunnel_src),
+            tunnel_src: addr::word_v4(director.tunnel_src),
+            tunnel_src6: director
+                .tunnel_src6
+                .map_or([0; 4], |ip| addr::to_map(ip.into()).0),
             mac: director.mac,
             pad: 0,
             tcp_timeout: d.tcp,
@@ -309,7 +322,7 @@ impl XdpPlane {
             .filter_map(Result::ok)
             .filter_map(|(k, v)| {
                 let protocol = protocol_of(k.proto);
-                let vip = SocketAddr::new(ip_of(k.daddr), u16::from_be(k.dport));
+                let vip = SocketAddr::new(addr::from_map(&k.daddr, k.af), u16::from_be(k.dport));
                 let service = self.table.service(&ServiceKey::Inet {
                     protocol,
                     addr: vip,
@@ -318,7 +331,7 @@ impl XdpPlane {
                 let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
                 let left = timeout.checked_sub(age).filter(|left| *left > 0)?;
                 Some(ConnectionEntry {
-                    client: SocketAddr::new(ip_of(k.saddr), 0),
+                    client: SocketAddr::new(addr::from_map(&k.saddr, k.af), 0),
                     virtual_: ConnVirtual::Addr {
                         protocol,
                         addr: vip,
@@ -380,16 +393,16 @@ impl XdpPlane {
 
     fn svc_key(key: &ServiceKey) -> Option<abi::SvcKey> {
         match key {
-            ServiceKey::Inet {
-                protocol,
-                addr: SocketAddr::V4(a),
-            } => Some(abi::SvcKey {
-                addr: be32(*a.ip()),
-                port: a.port().to_be(),
-                proto: protocol.number(),
-                pad: 0,
-            }),
-            _ => None,
+            ServiceKey::Inet { protocol, addr: a } => {
+                let (addr, af) = addr::to_map(a.ip());
+                Some(abi::SvcKey {
+                    addr,
+                    port: a.port().to_be(),
+                    proto: protocol.number(),
+                    af,
+                })
+            }
+            ServiceKey::FwMark { .. } => None,
         }
     }
 
@@ -493,7 +506,6 @@ impl XdpPlane {
             }
         };
         for (addr, forward, weight, (u_threshold, l_threshold)) in dests {
-            let SocketAddr::V4(a) = addr else { continue };
             let dest_id = match self.dest_ids.get(&(key, addr)) {
                 Some(d) => *d,
                 None => {
@@ -506,9 +518,9 @@ impl XdpPlane {
                     d
                 }
             };
-            let mac = self.neighbors.mac(*a.ip()).ok_or_else(|| {
+            let mac = self.neighbors.mac(addr.ip()).ok_or_else(|| {
                 failed(
-                    format!("find the MAC address of real server {}", a.ip()),
+                    format!("find the MAC address of real server {}", addr.ip()),
                     "no neighbour entry (is it on a directly connected link?)",
                 )
             })?;
@@ -518,8 +530,8 @@ impl XdpPlane {
                 ForwardMethod::Route => abi::FWD_ROUTE,
             };
             let entry = abi::Dest {
-                addr: be32(*a.ip()),
-                port: a.port().to_be(),
+                addr: addr::to_map(addr.ip()).0,
+                port: addr.port().to_be(),
                 method,
                 available: 1,
                 mac,
@@ -586,11 +598,8 @@ impl XdpPlane {
             _ => (answers.iter().map(slot_of).collect(), 0),
         };
         let (persist_timeout, persist_mask) = match persistence {
-            Some(Persistence {
-                timeout,
-                netmask: PersistMask::V4(mask),
-            }) => (timeout, be32(mask)),
-            _ => (0, 0),
+            Some(Persistence { timeout, netmask }) => (timeout, addr::mask(netmask)),
+            None => (0, [0; 4]),
         };
         // A changed sequence starts from its beginning, as the kernel's wrr does.
         self.array::<u32>("rvs_cursors")?
@@ -617,6 +626,55 @@ impl XdpPlane {
             )
             .map_err(|e| failed("write rvs_services", e))?;
         Ok(())
+    }
+
+    /// Whether the program can forward to a real server the way `dest` asks.
+    fn check_dest(
+        &self,
+        service: &ServiceKey,
+        dest: &rvs_core::DestConfig,
+    ) -> Result<(), DataPlaneError> {
+        let ServiceKey::Inet {
+            protocol,
+            addr: vip,
+        } = service
+        else {
+            return Ok(()); // fwmark services are refused on their own
+        };
+        if vip.is_ipv4() != dest.addr.is_ipv4() {
+            return Err(unsupported(
+                format!(
+                    "forward service {service} to real server {} of the other address family",
+                    dest.addr
+                ),
+                "a real server of the service's family",
+            ));
+        }
+        match dest.forward {
+            ForwardMethod::Tunnel(t) if t.kind != TunnelKind::Ipip => Err(unsupported(
+                format!("tunnel to real server {} with {:?} yet", dest.addr, t.kind),
+                "--tun-type ipip",
+            )),
+            ForwardMethod::Tunnel(_) if dest.addr.is_ipv6() && self.config.tunnel_src6 == [0; 4] => {
+                Err(unsupported(
+                    format!(
+                        "tunnel to real server {} without a global IPv6 address on the director's interface",
+                        dest.addr
+                    ),
+                    "add one to the first --interface",
+                ))
+            }
+            ForwardMethod::Masq if *protocol == Protocol::Sctp && dest.addr.port() != vip.port() => {
+                Err(unsupported(
+                    format!(
+                        "masquerade SCTP service {service} to real server {} on another port (SCTP's CRC32c covers the port)",
+                        dest.addr
+                    ),
+                    "the service's own port on the real server",
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn dest_stat(&self, id: u32) -> abi::Stat {
@@ -667,10 +725,7 @@ impl DataPlane for XdpPlane {
         for c in changes {
             match c {
                 Change::ServiceAdded(s) | Change::ServiceEdited(s) => match s.key {
-                    ServiceKey::Inet {
-                        protocol: Protocol::Tcp | Protocol::Udp,
-                        addr: SocketAddr::V4(a),
-                    } if a.port() != 0 => {}
+                    ServiceKey::Inet { addr, .. } if addr.port() != 0 => {}
                     ServiceKey::FwMark { mark, .. } => {
                         return Err(unsupported(
                             format!("serve firewall-mark service FWM {mark} yet"),
@@ -679,32 +734,13 @@ impl DataPlane for XdpPlane {
                     }
                     other => {
                         return Err(unsupported(
-                            format!(
-                                "serve {other} yet (IPv4 TCP and UDP services on one port only)"
-                            ),
-                            "--dataplane proxy",
+                            format!("serve {other} on every port (port 0)"),
+                            "a service on one port, or --dataplane proxy",
                         ))
                     }
                 },
-                Change::DestAdded { dest, .. } | Change::DestEdited { dest, .. } => {
-                    if !dest.addr.is_ipv4() {
-                        return Err(unsupported(
-                            format!("forward to IPv6 real server {} yet", dest.addr),
-                            "an IPv4 real server",
-                        ));
-                    }
-                    match dest.forward {
-                        ForwardMethod::Tunnel(t) if t.kind != TunnelKind::Ipip => {
-                            return Err(unsupported(
-                                format!(
-                                    "tunnel to real server {} with {:?} yet",
-                                    dest.addr, t.kind
-                                ),
-                                "--tun-type ipip",
-                            ))
-                        }
-                        _ => {}
-                    }
+                Change::DestAdded { service, dest } | Change::DestEdited { service, dest } => {
+                    self.check_dest(service, dest)?;
                 }
                 _ => {}
             }
@@ -807,10 +843,13 @@ impl DataPlane for XdpPlane {
             .into_iter()
             .filter_map(|(k, v, expires_secs)| {
                 Some(ConnectionEntry {
-                    client: SocketAddr::new(ip_of(k.saddr), u16::from_be(k.sport)),
+                    client: SocketAddr::new(addr::from_map(&k.saddr, k.af), u16::from_be(k.sport)),
                     virtual_: ConnVirtual::Addr {
                         protocol: protocol_of(k.proto),
-                        addr: SocketAddr::new(ip_of(k.daddr), u16::from_be(k.dport)),
+                        addr: SocketAddr::new(
+                            addr::from_map(&k.daddr, k.af),
+                            u16::from_be(k.dport),
+                        ),
                     },
                     dest: *by_id.get(&v.dest)?,
                     state: match v.state {
@@ -853,16 +892,11 @@ pub(crate) fn monotonic_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// An address as the maps hold it (network byte order in a native u32).
-fn ip_of(addr: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(addr.to_ne_bytes()))
-}
-
-/// The protocol of a map key (the program only keys TCP and UDP).
+/// The protocol of a map key (the program keys TCP, UDP and SCTP).
 fn protocol_of(proto: u8) -> Protocol {
-    if proto == 6 {
-        Protocol::Tcp
-    } else {
-        Protocol::Udp
+    match proto {
+        6 => Protocol::Tcp,
+        132 => Protocol::Sctp,
+        _ => Protocol::Udp,
     }
 }

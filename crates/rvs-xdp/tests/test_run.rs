@@ -1,55 +1,16 @@
 //! The XDP program run on crafted packets with BPF_PROG_TEST_RUN, after the plane wrote its maps
 //! from real `Change`s. Needs root (loading BPF); skipped with a message otherwise.
 
-use aya::programs::TestRun;
-use aya::programs::TestRunOptions;
 use rvs_core::{
     Change, DataPlane, DestConfig, ForwardMethod, PersistMask, Persistence, SchedFlags,
     SchedulerKind, ServiceConfig, ServiceKey, Tunnel,
 };
-use rvs_xdp::neighbors::Neighbors;
-use rvs_xdp::{DirectorAddr, XdpPlane};
+use rvs_xdp::XdpPlane;
 use std::net::{Ipv4Addr, SocketAddr};
 
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
-const DIRECTOR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xd1];
-const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xc1];
+mod common;
 
-/// Real servers' MACs: 02:00:00:00:01:<last octet of the address>.
-struct FakeNeighbors;
-impl Neighbors for FakeNeighbors {
-    fn mac(&self, ip: Ipv4Addr) -> Option<[u8; 6]> {
-        Some([2, 0, 0, 0, 1, ip.octets()[3]])
-    }
-}
-
-fn can_run() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        eprintln!("skipped: loading BPF programs needs root");
-        return false;
-    }
-    if let Err(e) = rvs_xdp::object() {
-        eprintln!("skipped: {e}");
-        return false;
-    }
-    true
-}
-
-fn plane() -> XdpPlane {
-    let director = DirectorAddr {
-        tunnel_src: "198.18.0.254".parse().unwrap(),
-        mac: DIRECTOR_MAC,
-    };
-    XdpPlane::load(director, Box::new(FakeNeighbors)).expect("the program loads")
-}
+use common::*;
 
 fn vip() -> ServiceKey {
     ServiceKey::tcp("198.18.0.1:80".parse().unwrap())
@@ -99,21 +60,6 @@ fn syn(client: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     p.extend_from_slice(&d.port().to_be_bytes());
     p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
     p
-}
-
-fn run(plane: &mut XdpPlane, input: &[u8]) -> (u32, Vec<u8>) {
-    let mut out = vec![0u8; input.len() + 64];
-    let r = plane
-        .program()
-        .unwrap()
-        .test_run(TestRunOptions {
-            data_in: Some(input),
-            data_out: Some(&mut out),
-            ..TestRunOptions::default()
-        })
-        .expect("test run");
-    out.truncate(r.data_size_out as usize);
-    (r.return_value, out)
 }
 
 fn client(port: u16) -> SocketAddr {
@@ -446,12 +392,13 @@ fn what_the_plane_cannot_do_is_refused_with_its_reason() {
         .to_string();
     assert!(e.contains("Gue") && e.contains("--tun-type ipip"), "{e}");
     let e = p
-        .check(&[Change::ServiceAdded(ServiceConfig::new(ServiceKey::tcp(
-            "[2001:db8::1]:80".parse().unwrap(),
-        )))])
+        .check(&[Change::ServiceAdded(ServiceConfig::new(ServiceKey::FwMark {
+            mark: 7,
+            family: rvs_core::Family::Inet,
+        }))])
         .unwrap_err()
         .to_string();
-    assert!(e.contains("IPv4"), "{e}");
+    assert!(e.contains("FWM 7"), "{e}");
     // A ring holds 256 dests: the 257th is refused, and nothing of the batch is applied.
     let many: Vec<Change> = (0..257u32)
         .map(|i| Change::DestAdded {
@@ -465,18 +412,6 @@ fn what_the_plane_cannot_do_is_refused_with_its_reason() {
     let e = p.apply(&many).unwrap_err().to_string();
     assert!(e.contains("more than 256 real servers"), "{e}");
     assert!(p.apply(&many[..256]).is_ok());
-}
-
-/// The one's-complement checksum of `data` (IPv4 header, or pseudo-header + TCP segment).
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// The checksum over the IPv4 pseudo-header and the TCP segment of an Ethernet frame.
