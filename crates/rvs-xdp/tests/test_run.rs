@@ -392,10 +392,12 @@ fn what_the_plane_cannot_do_is_refused_with_its_reason() {
         .to_string();
     assert!(e.contains("Gue") && e.contains("--tun-type ipip"), "{e}");
     let e = p
-        .check(&[Change::ServiceAdded(ServiceConfig::new(ServiceKey::FwMark {
-            mark: 7,
-            family: rvs_core::Family::Inet,
-        }))])
+        .check(&[Change::ServiceAdded(ServiceConfig::new(
+            ServiceKey::FwMark {
+                mark: 7,
+                family: rvs_core::Family::Inet,
+            },
+        ))])
         .unwrap_err()
         .to_string();
     assert!(e.contains("FWM 7"), "{e}");

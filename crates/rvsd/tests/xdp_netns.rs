@@ -1,8 +1,9 @@
 //! The XDP plane in network namespaces shaped like the seeds' direct-routing cluster: a client,
 //! a director and two real servers on one bridge (198.18.0.0/24), the VIP on the director's
 //! interface and on the real servers' loopbacks (arp_ignore=1, arp_announce=2). Real HTTP goes
-//! through the VIP. Needs root; skipped with a message otherwise. Every namespace and process
-//! is removed afterwards, on failure too.
+//! through the VIP; one test does it over IPv6 (2001:db8::/64 on the same bridge). Needs root;
+//! skipped with a message otherwise. Every namespace and process is removed afterwards, on
+//! failure too.
 
 mod common;
 
@@ -10,6 +11,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const VIP: &str = "198.18.0.100";
+const VIP6: &str = "2001:db8::100";
+
+/// `ip:port`, with brackets around IPv6 addresses.
+fn host_port(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -45,6 +56,9 @@ fn ns_out(ns: &str, args: &[&str]) -> String {
 struct Lab {
     prefix: String,
     procs: Vec<Child>,
+    /// The virtual address the client connects to, and the client's own address.
+    vip: &'static str,
+    client: &'static str,
 }
 
 impl Lab {
@@ -58,6 +72,8 @@ impl Lab {
         let lab = Self {
             prefix: format!("rvs-{tag}-{}", std::process::id()),
             procs: Vec::new(),
+            vip: VIP,
+            client: "198.18.0.10",
         };
         let sw = lab.ns("sw");
         sh(&["ip", "netns", "add", &sw]);
@@ -152,6 +168,48 @@ impl Lab {
         lab
     }
 
+    /// The same topology with IPv6 addresses too (without duplicate address detection, so
+    /// they work at once): the client talks to the IPv6 VIP, which the real servers hold on lo
+    /// (IPv6 answers neighbour solicitations only for addresses on the asking interface, so no
+    /// sysctl is needed).
+    fn new6(tag: &str) -> Self {
+        let mut lab = Self::new(tag, false);
+        for (name, addr) in [
+            ("cl", "2001:db8::10/64"),
+            ("dir", "2001:db8::1/64"),
+            ("dir", "2001:db8::100/128"),
+            ("rs1", "2001:db8::11/64"),
+            ("rs2", "2001:db8::12/64"),
+        ] {
+            sh(&[
+                "ip",
+                "-n",
+                &lab.ns(name),
+                "addr",
+                "add",
+                addr,
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+        }
+        for rs in ["rs1", "rs2"] {
+            sh(&[
+                "ip",
+                "-n",
+                &lab.ns(rs),
+                "addr",
+                "add",
+                "2001:db8::100/128",
+                "dev",
+                "lo",
+            ]);
+        }
+        lab.vip = VIP6;
+        lab.client = "2001:db8::10";
+        lab
+    }
+
     /// Starts a process in a namespace, its output to `log`; it is killed (by its PID) when the
     /// lab drops.
     fn spawn(&mut self, ns: &str, args: &[&str], log: &std::path::Path) {
@@ -182,10 +240,11 @@ impl Drop for Lab {
     }
 }
 
-/// Fetches http://VIP/PATH from the client namespace with a given source port: (status line, body).
+/// Fetches http://VIP/PATH from the client namespace with a given source port: the body.
 fn get(lab: &Lab, path: &str, sport: u16) -> Option<Vec<u8>> {
+    let (vip, client) = (lab.vip, lab.client);
     let script = format!(
-        "import socket,sys\ns=socket.socket()\ns.settimeout(5)\ns.bind(('198.18.0.10',{sport}))\ns.connect(('{VIP}',80))\ns.sendall(b'GET /{path} HTTP/1.0\\r\\n\\r\\n')\nb=b''\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\nsys.stdout.buffer.write(b.split(b'\\r\\n\\r\\n',1)[1])\n"
+        "import socket,sys\ns=socket.create_connection(('{vip}',80),5,('{client}',{sport}))\ns.sendall(b'GET /{path} HTTP/1.0\\r\\n\\r\\n')\nb=b''\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\nsys.stdout.buffer.write(b.split(b'\\r\\n\\r\\n',1)[1])\n"
     );
     let o = Command::new("ip")
         .args([
@@ -234,7 +293,11 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path
                 "http.server",
                 "80",
                 "--bind",
-                "0.0.0.0",
+                if lab.vip.contains(':') {
+                    "::"
+                } else {
+                    "0.0.0.0"
+                },
                 "--directory",
                 dir.to_str().unwrap(),
             ],
@@ -292,16 +355,10 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path
         let o = common::ipvsadm_at(tmp, &socket, args, b"");
         assert!(o.status.success(), "ipvsadm {args:?}: {}", common::err(&o));
     };
-    adm(&["-A", "-t", &format!("{VIP}:80"), "-s", "rr"]);
+    let service = host_port(lab.vip, 80);
+    adm(&["-A", "-t", &service, "-s", "rr"]);
     for real in reals {
-        adm(&[
-            "-a",
-            "-t",
-            &format!("{VIP}:80"),
-            "-r",
-            &format!("{real}:80"),
-            method,
-        ]);
+        adm(&["-a", "-t", &service, "-r", &host_port(real, 80), method]);
     }
     // Wait for the real servers to listen, then spread requests over source ports.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -347,7 +404,7 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path
     );
     let stats = common::out(&common::ipvsadm_at(tmp, &socket, &["-Ln", "--stats"], b""));
     assert!(
-        stats.contains(&format!("{}:80", reals[0])) && stats.contains(&format!("{}:80", reals[1])),
+        stats.contains(&host_port(reals[0], 80)) && stats.contains(&host_port(reals[1], 80)),
         "{stats}"
     );
 }
@@ -360,6 +417,26 @@ fn direct_routing_through_xdp_serves_http_from_both_real_servers() {
     let mut lab = Lab::new("dr", true);
     let tmp = tempfile::tempdir().unwrap();
     scenario(&mut lab, "-g", ["198.18.0.11", "198.18.0.12"], tmp.path());
+}
+
+#[test]
+fn ipv6_direct_routing_through_xdp_serves_http_from_both_real_servers() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new6("dr6");
+    let tmp = tempfile::tempdir().unwrap();
+    scenario(&mut lab, "-g", ["2001:db8::11", "2001:db8::12"], tmp.path());
+    let conns = common::out(&common::ipvsadm_at(
+        tmp.path(),
+        &tmp.path().join("rvsd.sock"),
+        &["-Lnc"],
+        b"",
+    ));
+    assert!(
+        conns.contains("[2001:db8::10]:") && conns.contains("[2001:db8::100]:80"),
+        "-Lnc lists the IPv6 connections:\n{conns}"
+    );
 }
 
 #[test]
