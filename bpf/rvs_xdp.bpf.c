@@ -107,6 +107,97 @@ struct {
 	__type(value, struct rvs_config);
 } rvs_config SEC(".maps");
 
+/* The interfaces the program runs on, by ifindex: frames leave by another one through here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+} rvs_tx_ports SEC(".maps");
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Where a frame goes next: its MACs and the interface it leaves by (0 = the one it came in on). */
+struct hop {
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u32 ifindex;
+};
+
+/* The next hop towards `dst` from the kernel's FIB and neighbour table; 0 when found. The
+ * helper finds nothing where forwarding is off on the ingress interface, or the neighbour is
+ * not resolved yet. */
+static __always_inline int fib_hop(struct xdp_md *ctx, __u8 af, const __u32 *dst, struct hop *h)
+{
+	struct bpf_fib_lookup p = { .ifindex = ctx->ingress_ifindex };
+	if (af == RVS_AF_INET6) {
+		p.family = AF_INET6;
+		__builtin_memcpy(p.ipv6_dst, dst, sizeof(p.ipv6_dst));
+	} else {
+		p.family = AF_INET;
+		p.ipv4_dst = dst[0];
+	}
+	if (bpf_fib_lookup(ctx, &p, sizeof(p), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1;
+	__builtin_memcpy(h->smac, p.smac, ETH_ALEN);
+	__builtin_memcpy(h->dmac, p.dmac, ETH_ALEN);
+	h->ifindex = p.ifindex;
+	return 0;
+}
+
+/* The next hop of a dest: the FIB's answer, kept in the dest's entry for a second (no answer
+ * for a tenth, so a neighbour the kernel just resolved is taken up soon); without one, the
+ * MAC rvs-xdp read from the neighbour table, out the ingress interface (whose MAC the frame
+ * was sent to). -1 if neither is known. */
+static __always_inline int dest_hop(struct xdp_md *ctx, struct rvs_dest *d, __u8 af, __u64 now,
+				    const __u8 *ingress_mac, struct hop *h)
+{
+	if (now - d->nh_stamp > 1000000000ULL) {
+		struct hop f = {};
+		if (fib_hop(ctx, af, d->addr, &f) == 0) {
+			__builtin_memcpy(d->nh_smac, f.smac, ETH_ALEN);
+			__builtin_memcpy(d->nh_dmac, f.dmac, ETH_ALEN);
+			d->nh_ifindex = f.ifindex;
+			d->nh_stamp = now;
+		} else {
+			d->nh_ifindex = 0;
+			d->nh_stamp = now - 900000000ULL;
+		}
+	}
+	if (d->nh_ifindex) {
+		__builtin_memcpy(h->smac, d->nh_smac, ETH_ALEN);
+		__builtin_memcpy(h->dmac, d->nh_dmac, ETH_ALEN);
+		h->ifindex = d->nh_ifindex;
+		return 0;
+	}
+	if (!(d->mac[0] | d->mac[1] | d->mac[2] | d->mac[3] | d->mac[4] | d->mac[5]))
+		return -1;
+	__builtin_memcpy(h->smac, ingress_mac, ETH_ALEN);
+	__builtin_memcpy(h->dmac, d->mac, ETH_ALEN);
+	h->ifindex = 0;
+	return 0;
+}
+
+/* Sends the frame by its hop's interface: XDP_TX back out the ingress one, a devmap redirect
+ * to another of rvs's interfaces, a plain redirect to any other. */
+static __always_inline int send(struct xdp_md *ctx, const struct hop *h)
+{
+	if (h->ifindex == 0 || h->ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	long r = bpf_redirect_map(&rvs_tx_ports, h->ifindex, 0);
+	if (r == XDP_REDIRECT)
+		return r;
+	return bpf_redirect(h->ifindex, 0);
+}
+
+/* Writes a hop's MACs into a frame. */
+static __always_inline void set_macs(struct ethhdr *eth, const struct hop *h)
+{
+	__builtin_memcpy(eth->h_dest, h->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, h->smac, ETH_ALEN);
+}
+
 #ifndef IPPROTO_SCTP
 #define IPPROTO_SCTP 132
 #endif
@@ -207,20 +298,18 @@ static __always_inline void nat_l3(struct l3 *h, __u8 proto, __u16 *ports, void 
 }
 
 /* The way back of a masqueraded connection: real server -> client becomes VIP -> client. */
-static __always_inline int nat_back(struct ethhdr *eth, struct l3 *h, const struct rvs_conn_key *ck,
-				    __u16 *ports, void *data_end)
+static __always_inline int nat_back(struct xdp_md *ctx, struct ethhdr *eth, struct l3 *h,
+				    const struct rvs_conn_key *ck, __u16 *ports, void *data_end)
 {
 	struct rvs_nat *back = bpf_map_lookup_elem(&rvs_nat_back, ck);
 	if (!back)
 		return XDP_PASS;
-	__u32 zero = 0;
-	struct rvs_config *cfg = bpf_map_lookup_elem(&rvs_config, &zero);
-	if (!cfg)
-		return XDP_PASS;
 	nat_l3(h, ck->proto, ports, data_end, 0, back->vip, back->vport);
-	__builtin_memcpy(eth->h_dest, back->client_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
-	return XDP_TX;
+	struct hop hop = { .ifindex = back->ifindex };
+	__builtin_memcpy(hop.smac, back->smac, ETH_ALEN);
+	__builtin_memcpy(hop.dmac, back->client_mac, ETH_ALEN);
+	set_macs(eth, &hop);
+	return send(ctx, &hop);
 }
 
 /* The TCP flags an SCTP packet's first chunk stands for: INIT opens (SYN), ABORT resets
@@ -876,7 +965,7 @@ static __always_inline void touch_template(const struct rvs_conn_key *ck, __u64 
 
 /* Puts an outer IPv4 header (IP-in-IP) in front of an IPv4 packet of `inner_len` bytes. */
 static __always_inline int tunnel4(struct xdp_md *ctx, const struct rvs_dest *d, const struct rvs_config *cfg,
-				   __u16 inner_len, __u8 tos)
+				   const struct hop *hop, __u16 inner_len, __u8 tos)
 {
 	if (bpf_xdp_adjust_head(ctx, 0 - (int)sizeof(struct iphdr)))
 		return XDP_DROP;
@@ -886,8 +975,7 @@ static __always_inline int tunnel4(struct xdp_md *ctx, const struct rvs_dest *d,
 	struct iphdr *outer = (void *)(eth + 1);
 	if ((void *)(outer + 1) > data_end)
 		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, d->mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
+	set_macs(eth, hop);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	outer->version = 4;
 	outer->ihl = 5;
@@ -901,13 +989,13 @@ static __always_inline int tunnel4(struct xdp_md *ctx, const struct rvs_dest *d,
 	outer->saddr = cfg->tunnel_src;
 	outer->daddr = d->addr[0];
 	outer->check = ipv4_csum(outer);
-	return XDP_TX;
+	return send(ctx, hop);
 }
 
 /* Puts an outer IPv6 header (IPv6-in-IPv6) in front of an IPv6 packet of `inner_len` bytes
  * whose first word (version, traffic class, flow label) the outer header copies. */
 static __always_inline int tunnel6(struct xdp_md *ctx, const struct rvs_dest *d, const struct rvs_config *cfg,
-				   __u16 inner_len, __u32 first_word)
+				   const struct hop *hop, __u16 inner_len, __u32 first_word)
 {
 	if (bpf_xdp_adjust_head(ctx, 0 - (int)sizeof(struct ipv6hdr)))
 		return XDP_DROP;
@@ -917,8 +1005,7 @@ static __always_inline int tunnel6(struct xdp_md *ctx, const struct rvs_dest *d,
 	struct ipv6hdr *outer = (void *)(eth + 1);
 	if ((void *)(outer + 1) > data_end)
 		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, d->mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
+	set_macs(eth, hop);
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	*(__u32 *)outer = first_word;
 	outer->payload_len = bpf_htons(inner_len);
@@ -926,7 +1013,7 @@ static __always_inline int tunnel6(struct xdp_md *ctx, const struct rvs_dest *d,
 	outer->hop_limit = 64;
 	__builtin_memcpy(&outer->saddr, cfg->tunnel_src6, sizeof(outer->saddr));
 	__builtin_memcpy(&outer->daddr, d->addr, sizeof(outer->daddr));
-	return XDP_TX;
+	return send(ctx, hop);
 }
 
 SEC("xdp")
@@ -1006,7 +1093,7 @@ int rvs_xdp(struct xdp_md *ctx)
 		struct rvs_svc_key sk = service_key(&ck);
 		svc = bpf_map_lookup_elem(&rvs_services, &sk);
 		if (!svc)
-			return nat_back(eth, &h, &ck, ports, data_end);
+			return nat_back(ctx, eth, &h, &ck, ports, data_end);
 	}
 	if (conn) {
 		dest_id = conn->dest;
@@ -1055,32 +1142,46 @@ int rvs_xdp(struct xdp_md *ctx)
 		st->bytes += (__u64)(data_end - data);
 	}
 
+	struct hop hop = {};
+	int routed = dest_hop(ctx, d, ck.af, now, eth->h_dest, &hop) == 0;
 	if (d->method == RVS_FWD_MASQ) {
 		if (new_conn) {
+			/* The way back: to the client's next hop by the FIB, else where it came from. */
 			struct rvs_conn_key bk = { .sport = d->port, .dport = ck.sport, .proto = ck.proto, .af = ck.af };
 			__builtin_memcpy(bk.saddr, d->addr, sizeof(bk.saddr));
 			__builtin_memcpy(bk.daddr, ck.saddr, sizeof(bk.daddr));
 			struct rvs_nat back = { .vport = ck.dport };
 			__builtin_memcpy(back.vip, ck.daddr, sizeof(back.vip));
-			__builtin_memcpy(back.client_mac, eth->h_source, ETH_ALEN);
+			struct hop bh = {};
+			if (fib_hop(ctx, ck.af, ck.saddr, &bh) == 0) {
+				__builtin_memcpy(back.client_mac, bh.dmac, ETH_ALEN);
+				__builtin_memcpy(back.smac, bh.smac, ETH_ALEN);
+				back.ifindex = bh.ifindex;
+			} else {
+				__builtin_memcpy(back.client_mac, eth->h_source, ETH_ALEN);
+				__builtin_memcpy(back.smac, eth->h_dest, ETH_ALEN);
+				back.ifindex = ctx->ingress_ifindex;
+			}
 			bpf_map_update_elem(&rvs_nat_back, &bk, &back, BPF_ANY);
 		}
 		nat_l3(&h, ck.proto, ports, data_end, 1, d->addr, d->port);
-		__builtin_memcpy(eth->h_dest, d->mac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
-		return XDP_TX;
+		if (!routed)
+			return XDP_PASS; /* the kernel routes it and resolves the real server's MAC */
+		set_macs(eth, &hop);
+		return send(ctx, &hop);
 	}
+	if (!routed)
+		return XDP_DROP; /* no next hop known for the real server yet */
 
 	if (d->method == RVS_FWD_ROUTE) {
-		__builtin_memcpy(eth->h_dest, d->mac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, cfg->mac, ETH_ALEN);
-		return XDP_TX;
+		set_macs(eth, &hop);
+		return send(ctx, &hop);
 	}
 
 	if (h.ip)
-		return tunnel4(ctx, d, cfg, bpf_ntohs(h.ip->tot_len), h.ip->tos);
+		return tunnel4(ctx, d, cfg, &hop, bpf_ntohs(h.ip->tot_len), h.ip->tos);
 	if (h.ip6)
-		return tunnel6(ctx, d, cfg, bpf_ntohs(h.ip6->payload_len) + sizeof(struct ipv6hdr), *(__u32 *)h.ip6);
+		return tunnel6(ctx, d, cfg, &hop, bpf_ntohs(h.ip6->payload_len) + sizeof(struct ipv6hdr), *(__u32 *)h.ip6);
 	return XDP_DROP;
 }
 

@@ -73,10 +73,18 @@ struct rvs_dest {
 	__u16 port;
 	__u8 method;
 	__u8 available; /* 0 once removed: open flows go on, persistence templates lapse */
-	__u8 mac[6];
+	__u8 mac[6];       /* from the neighbour table when rvs-xdp wrote it; zero if unknown */
 	__u16 weight;      /* -w (0..65535) */
 	__u32 u_threshold; /* -x; 0 = none */
 	__u32 l_threshold; /* -y; 0 = 3/4 of -x */
+	/* The next hop the program last found in the kernel's FIB (written by the program, once
+	 * a second at most; rvs-xdp writes zeros): the egress interface (0 = none found), the
+	 * MACs, and when. */
+	__u32 nh_ifindex;
+	__u8 nh_smac[6];
+	__u8 nh_dmac[6];
+	__u32 nh_pad;
+	__u64 nh_stamp;
 };
 
 /* A dest's connections, as IPVS counts them: ESTABLISHED ones are active, others inactive.
@@ -129,7 +137,10 @@ struct rvs_tmpl {
 struct rvs_nat {
 	__u32 vip[4];
 	__u16 vport;
-	__u8 client_mac[6];
+	__u8 client_mac[6]; /* the next hop towards the client */
+	__u8 smac[6];       /* the egress interface's MAC */
+	__u16 pad;
+	__u32 ifindex;      /* the egress interface; 0 = back where it came from */
 };
 
 /* Per-dest, per-CPU traffic counters. */
@@ -139,12 +150,10 @@ struct rvs_stat {
 	__u64 bytes;
 };
 
-/* The director's own addresses (the tunnels' outer source, the frames' source MAC) and the
- * idle timeouts of connections by state, in seconds (--set tcp tcpfin udp). */
+/* The director's own addresses (the tunnels' outer source) and the idle timeouts of
+ * connections by state, in seconds (--set tcp tcpfin udp). */
 struct rvs_config {
 	__u32 tunnel_src; /* IPv4 */
-	__u8 mac[6];
-	__u16 pad;
 	__u32 tcp_timeout;
 	__u32 tcpfin_timeout;
 	__u32 udp_timeout;

@@ -113,7 +113,8 @@ pub struct Dest {
     /// 1 while the dest belongs to its service; 0 once removed (its open flows go on, its
     /// persistence templates lapse).
     pub available: u8,
-    /// The next hop's MAC address.
+    /// The real server's (or its gateway's) MAC address from the neighbour table, used when
+    /// the kernel's FIB gives no next hop; zero if unknown.
     pub mac: [u8; 6],
     /// `-w` (0..=65535).
     pub weight: u16,
@@ -121,6 +122,17 @@ pub struct Dest {
     pub u_threshold: u32,
     /// `-y`, the lower connection threshold; 0 = 3/4 of the upper one.
     pub l_threshold: u32,
+    /// The next hop's interface the program last found in the FIB (0 = none); the program
+    /// writes this and the fields below, rvs-xdp writes zeros.
+    pub nh_ifindex: u32,
+    /// The next hop's source MAC (the egress interface's).
+    pub nh_smac: [u8; 6],
+    /// The next hop's MAC.
+    pub nh_dmac: [u8; 6],
+    /// Zero.
+    pub nh_pad: u32,
+    /// When the next hop was looked up, `bpf_ktime_get_coarse_ns`.
+    pub nh_stamp: u64,
 }
 
 /// `struct rvs_count`: a dest's connections as IPVS counts them (ESTABLISHED ones active).
@@ -194,6 +206,12 @@ pub struct Nat {
     pub vport: u16,
     /// The client's (or its next hop's) MAC address.
     pub client_mac: [u8; 6],
+    /// The egress interface's MAC address.
+    pub smac: [u8; 6],
+    /// Zero.
+    pub pad: u16,
+    /// The egress interface; 0 = back out the one the packet came in on.
+    pub ifindex: u32,
 }
 
 /// `struct rvs_tmpl`: a persistence template, keyed by a [`ConnKey`] whose client address is
@@ -227,10 +245,6 @@ pub struct Stat {
 pub struct Config {
     /// The outer source address of IPv4 tunnels.
     pub tunnel_src: u32,
-    /// The director's MAC address (the frames' new source).
-    pub mac: [u8; 6],
-    /// Zero.
-    pub pad: u16,
     /// Idle timeout of ESTABLISHED connections, seconds.
     pub tcp_timeout: u32,
     /// Idle timeout of FIN_WAIT connections, seconds.
@@ -245,14 +259,14 @@ pub struct Config {
 
 const _: () = assert!(core::mem::size_of::<SvcKey>() == 20);
 const _: () = assert!(core::mem::size_of::<Svc>() == 28);
-const _: () = assert!(core::mem::size_of::<Dest>() == 36);
+const _: () = assert!(core::mem::size_of::<Dest>() == 64);
 const _: () = assert!(core::mem::size_of::<ConnKey>() == 40);
 const _: () = assert!(core::mem::size_of::<Conn>() == 16);
 const _: () = assert!(core::mem::size_of::<Stat>() == 24);
 const _: () = assert!(core::mem::size_of::<Tmpl>() == 16);
 const _: () = assert!(core::mem::size_of::<Count>() == 16);
-const _: () = assert!(core::mem::size_of::<Nat>() == 24);
-const _: () = assert!(core::mem::size_of::<Config>() == 44);
+const _: () = assert!(core::mem::size_of::<Nat>() == 36);
+const _: () = assert!(core::mem::size_of::<Config>() == 36);
 
 #[cfg(feature = "user")]
 mod pod {

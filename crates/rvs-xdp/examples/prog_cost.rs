@@ -69,10 +69,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // A network namespace of our own: no routes, forwarding off, so the program's FIB lookups
+    // answer nothing and every run measures the same path (the plane's MACs, XDP_TX).
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare (root needed)");
     let director = DirectorAddr {
         tunnel_src: "198.18.0.254".parse().unwrap(),
         tunnel_src6: Some("2001:db8::fe".parse().unwrap()),
-        mac: [2, 0, 0, 0, 0, 0xd1],
     };
     let mut plane = XdpPlane::load(director, Box::new(Fixed)).expect("load (root needed)");
     let modes = [(80u16, ForwardMethod::Route, "direct routing")];

@@ -32,8 +32,6 @@ pub struct DirectorAddr {
     pub tunnel_src: Ipv4Addr,
     /// The outer source address of IPv6 tunnels, if the director has a global one.
     pub tunnel_src6: Option<Ipv6Addr>,
-    /// The MAC address of the interface the program runs on.
-    pub mac: [u8; 6],
 }
 
 /// The xdp plane.
@@ -76,25 +74,11 @@ fn unsupported(what: String, hint: &str) -> DataPlaneError {
 }
 
 impl DirectorAddr {
-    /// The MAC address, first IPv4 address and first global IPv6 address of an interface.
+    /// The first IPv4 address and first global IPv6 address of an interface.
     ///
     /// # Errors
     /// When the interface does not exist or has no IPv4 address.
     pub fn of_interface(interface: &str) -> Result<Self, DataPlaneError> {
-        let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/address"))
-            .map_err(|e| failed(format!("read the MAC address of {interface}"), e))?;
-        let mut mac = [0u8; 6];
-        let parts: Vec<&str> = text.trim().split(':').collect();
-        if parts.len() != 6 {
-            return Err(failed(
-                format!("read the MAC address of {interface}"),
-                text.trim(),
-            ));
-        }
-        for (m, p) in mac.iter_mut().zip(parts) {
-            *m = u8::from_str_radix(p, 16)
-                .map_err(|e| failed(format!("read the MAC address of {interface}"), e))?;
-        }
         let addrs: Vec<_> = nix::ifaddrs::getifaddrs()
             .map_err(|e| failed("list interface addresses", e))?
             .filter(|a| a.interface_name == interface)
@@ -119,7 +103,6 @@ impl DirectorAddr {
         Ok(Self {
             tunnel_src,
             tunnel_src6,
-            mac,
         })
     }
 }
@@ -157,6 +140,7 @@ impl XdpPlane {
                     m
                 }
             };
+            plane.add_tx_port(interface)?;
             tracing::info!(%interface, ?mode, "XDP program attached");
         }
         plane.sweeper()?.run(SWEEP_PERIOD, Arc::clone(&plane.alive));
@@ -190,8 +174,6 @@ impl XdpPlane {
             tunnel_src6: director
                 .tunnel_src6
                 .map_or([0; 4], |ip| addr::to_map(ip.into()).0),
-            mac: director.mac,
-            pad: 0,
             tcp_timeout: d.tcp,
             tcpfin_timeout: d.tcp_fin,
             udp_timeout: d.udp,
@@ -225,6 +207,26 @@ impl XdpPlane {
                 .map(|_| XdpMode::Skb)
                 .map_err(|e| failed(format!("attach to {interface} (native: {native})"), e)),
         }
+    }
+
+    /// Lets frames leave by `interface` through the program's devmap (a redirect to an
+    /// interface rvs runs on). The FIB decides which interface a frame takes; this makes the
+    /// redirect to it the fast one.
+    ///
+    /// # Errors
+    /// When the interface does not exist or the map refuses it.
+    pub fn add_tx_port(&mut self, interface: &str) -> Result<(), DataPlaneError> {
+        let ifindex = nix::net::if_::if_nametoindex(interface)
+            .map_err(|e| failed(format!("find interface {interface}"), e))?;
+        let map = self
+            .ebpf
+            .map_mut("rvs_tx_ports")
+            .ok_or_else(|| failed("find map rvs_tx_ports", "missing"))?;
+        let mut ports =
+            aya::maps::DevMapHash::try_from(map).map_err(|e| failed("open map rvs_tx_ports", e))?;
+        ports
+            .insert(ifindex, ifindex, None, 0)
+            .map_err(|e| failed(format!("add {interface} to rvs_tx_ports"), e))
     }
 
     /// A sweeper on the plane's maps (rvsd's plane runs one every [`SWEEP_PERIOD`]).
@@ -518,12 +520,16 @@ impl XdpPlane {
                     d
                 }
             };
-            let mac = self.neighbors.mac(addr.ip()).ok_or_else(|| {
-                failed(
-                    format!("find the MAC address of real server {}", addr.ip()),
-                    "no neighbour entry (is it on a directly connected link?)",
-                )
-            })?;
+            // The program asks the kernel's FIB for the next hop; this MAC is its fallback
+            // where the FIB helper answers nothing (forwarding off on the interface).
+            let mac = self.neighbors.mac(addr.ip()).unwrap_or_else(|| {
+                tracing::warn!(
+                    real_server = %addr.ip(),
+                    "no neighbour entry yet: until the kernel's FIB has a next hop for it, \
+                     direct-routed and tunnelled packets to it are dropped (NAT ones go to the kernel)"
+                );
+                [0; 6]
+            });
             let method = match forward {
                 ForwardMethod::Tunnel(_) => abi::FWD_TUNNEL,
                 ForwardMethod::Masq => abi::FWD_MASQ,
@@ -538,6 +544,7 @@ impl XdpPlane {
                 weight: u16::try_from(weight).unwrap_or(u16::MAX),
                 u_threshold,
                 l_threshold,
+                ..abi::Dest::default()
             };
             let mut dest_map = self.array::<abi::Dest>("rvs_dests")?;
             let old = dest_map.get(&dest_id, 0).unwrap_or_default();

@@ -578,7 +578,6 @@ fn what_the_program_cannot_carry_is_refused_with_its_reason() {
     let director = DirectorAddr {
         tunnel_src: "198.18.0.254".parse().unwrap(),
         tunnel_src6: None,
-        mac: DIRECTOR_MAC,
     };
     let mut bare = XdpPlane::load(director, Box::new(FakeNeighbors)).unwrap();
     let v6 = ServiceKey::tcp(sa("[2001:db8::1]:80"));

@@ -43,11 +43,20 @@ pub fn can_run() -> bool {
     true
 }
 
+/// A plane loaded in a network namespace of the calling test's thread's own, where forwarding
+/// is off and nothing is routed: the program's FIB lookups find nothing, so frames get the
+/// MACs the plane wrote (FakeNeighbors') and leave the way they came (XDP_TX).
 pub fn plane() -> XdpPlane {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .expect("a network namespace for the test's thread");
+    load_plane()
+}
+
+/// A plane loaded in the thread's current network namespace.
+pub fn load_plane() -> XdpPlane {
     let director = DirectorAddr {
         tunnel_src: "198.18.0.254".parse().unwrap(),
         tunnel_src6: Some("2001:db8::fe".parse().unwrap()),
-        mac: DIRECTOR_MAC,
     };
     XdpPlane::load(director, Box::new(FakeNeighbors)).expect("the program loads")
 }
