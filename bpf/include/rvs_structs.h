@@ -13,6 +13,11 @@
 #define RVS_FWD_ROUTE 1
 #define RVS_FWD_TUNNEL 2
 #define RVS_FWD_MASQ 3
+/* Tunnel encapsulations (--tun-type) and their checksum option. */
+#define RVS_TUN_IPIP 0 /* IP-in-IP, IPv6-in-IPv6 */
+#define RVS_TUN_GUE 1  /* outer UDP to tun_port, a 4-byte GUE header */
+#define RVS_TUN_GRE 2  /* a GRE header (protocol: the inner family's ethertype) */
+#define RVS_TUN_CSUM 1 /* --tun-csum: checksum the UDP datagram or the GRE packet */
 
 /* A virtual service: address, port, protocol. */
 /* Address families of keys. */
@@ -83,8 +88,23 @@ struct rvs_dest {
 	__u32 nh_ifindex;
 	__u8 nh_smac[6];
 	__u8 nh_dmac[6];
-	__u32 nh_pad;
+	__u8 tun_type;  /* RVS_TUN_* */
+	__u8 tun_flags; /* RVS_TUN_CSUM */
+	__u16 tun_port; /* GUE's destination port */
 	__u64 nh_stamp;
+};
+
+/* A VIP the real server's tc decapsulation program accepts tunnelled packets for. */
+struct rvs_vip_key {
+	__u32 addr[4];
+	__u8 af;
+	__u8 pad[3];
+};
+
+/* The real server's tc decapsulation settings. */
+struct rvs_decap_config {
+	__u16 gue_port; /* network order; 0 = no GUE */
+	__u16 pad;
 };
 
 /* A dest's connections, as IPVS counts them: ESTABLISHED ones are active, others inactive.

@@ -19,6 +19,14 @@ pub const FWD_ROUTE: u8 = 1;
 pub const FWD_TUNNEL: u8 = 2;
 /// `RVS_FWD_MASQ`: NAT.
 pub const FWD_MASQ: u8 = 3;
+/// `RVS_TUN_IPIP`: IP-in-IP or IPv6-in-IPv6.
+pub const TUN_IPIP: u8 = 0;
+/// `RVS_TUN_GUE`: Generic UDP Encapsulation.
+pub const TUN_GUE: u8 = 1;
+/// `RVS_TUN_GRE`: GRE.
+pub const TUN_GRE: u8 = 2;
+/// `RVS_TUN_CSUM`: checksum the outer UDP datagram or GRE packet (`--tun-csum`).
+pub const TUN_CSUM: u8 = 1;
 
 /// `RVS_AF_INET`: the family byte of IPv4 keys.
 pub const AF_INET: u8 = 4;
@@ -129,8 +137,12 @@ pub struct Dest {
     pub nh_smac: [u8; 6],
     /// The next hop's MAC.
     pub nh_dmac: [u8; 6],
-    /// Zero.
-    pub nh_pad: u32,
+    /// One of the `TUN_*` encapsulations, for [`FWD_TUNNEL`].
+    pub tun_type: u8,
+    /// [`TUN_CSUM`] or 0.
+    pub tun_flags: u8,
+    /// GUE's destination port, network byte order.
+    pub tun_port: u16,
     /// When the next hop was looked up, `bpf_ktime_get_coarse_ns`.
     pub nh_stamp: u64,
 }
@@ -167,6 +179,28 @@ pub struct ConnKey {
     pub af: u8,
     /// Zero.
     pub pad: [u8; 2],
+}
+
+/// `struct rvs_vip_key`: a VIP the real server's decapsulation program accepts.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct VipKey {
+    /// The VIP.
+    pub addr: Addr,
+    /// [`AF_INET`] or [`AF_INET6`].
+    pub af: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+}
+
+/// `struct rvs_decap_config`: the real server's decapsulation settings.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DecapConfig {
+    /// The GUE port, network byte order; 0 = no GUE.
+    pub gue_port: u16,
+    /// Zero.
+    pub pad: u16,
 }
 
 /// Connection states (`RVS_ST_*`).
@@ -265,6 +299,8 @@ const _: () = assert!(core::mem::size_of::<Conn>() == 16);
 const _: () = assert!(core::mem::size_of::<Stat>() == 24);
 const _: () = assert!(core::mem::size_of::<Tmpl>() == 16);
 const _: () = assert!(core::mem::size_of::<Count>() == 16);
+const _: () = assert!(core::mem::size_of::<VipKey>() == 20);
+const _: () = assert!(core::mem::size_of::<DecapConfig>() == 4);
 const _: () = assert!(core::mem::size_of::<Nat>() == 36);
 const _: () = assert!(core::mem::size_of::<Config>() == 36);
 
@@ -273,7 +309,9 @@ mod pod {
     // SAFETY: every type here is #[repr(C)], Copy, made only of integers and byte arrays, with
     // explicit padding fields, so any bit pattern is valid and there are no implicit holes.
     #![allow(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
-    use super::{Config, Conn, ConnKey, Count, Dest, Nat, Stat, Svc, SvcKey, Tmpl};
+    use super::{
+        Config, Conn, ConnKey, Count, DecapConfig, Dest, Nat, Stat, Svc, SvcKey, Tmpl, VipKey,
+    };
     unsafe impl aya::Pod for SvcKey {}
     unsafe impl aya::Pod for Svc {}
     unsafe impl aya::Pod for Dest {}
@@ -284,4 +322,6 @@ mod pod {
     unsafe impl aya::Pod for Tmpl {}
     unsafe impl aya::Pod for Count {}
     unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for VipKey {}
+    unsafe impl aya::Pod for DecapConfig {}
 }

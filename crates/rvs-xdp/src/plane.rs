@@ -12,7 +12,7 @@ use rvs_bpf_abi as abi;
 use rvs_core::{
     Change, ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DataPlane,
     DataPlaneError, DestStats, ForwardMethod, Persistence, Protocol, Rates, SchedulerKind,
-    ServiceKey, ServiceStats, Table, TunnelKind,
+    ServiceKey, ServiceStats, Table, Tunnel, TunnelCsum, TunnelKind,
 };
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -535,6 +535,24 @@ impl XdpPlane {
                 ForwardMethod::Masq => abi::FWD_MASQ,
                 ForwardMethod::Route => abi::FWD_ROUTE,
             };
+            let (tun_type, tun_port) = match forward {
+                ForwardMethod::Tunnel(Tunnel {
+                    kind: TunnelKind::Gue { port },
+                    ..
+                }) => (abi::TUN_GUE, port.to_be()),
+                ForwardMethod::Tunnel(Tunnel {
+                    kind: TunnelKind::Gre,
+                    ..
+                }) => (abi::TUN_GRE, 0),
+                _ => (abi::TUN_IPIP, 0),
+            };
+            let tun_flags = match forward {
+                ForwardMethod::Tunnel(Tunnel {
+                    csum: TunnelCsum::Csum,
+                    ..
+                }) => abi::TUN_CSUM,
+                _ => 0,
+            };
             let entry = abi::Dest {
                 addr: addr::to_map(addr.ip()).0,
                 port: addr.port().to_be(),
@@ -544,6 +562,9 @@ impl XdpPlane {
                 weight: u16::try_from(weight).unwrap_or(u16::MAX),
                 u_threshold,
                 l_threshold,
+                tun_type,
+                tun_flags,
+                tun_port,
                 ..abi::Dest::default()
             };
             let mut dest_map = self.array::<abi::Dest>("rvs_dests")?;
@@ -658,9 +679,15 @@ impl XdpPlane {
             ));
         }
         match dest.forward {
-            ForwardMethod::Tunnel(t) if t.kind != TunnelKind::Ipip => Err(unsupported(
-                format!("tunnel to real server {} with {:?} yet", dest.addr, t.kind),
-                "--tun-type ipip",
+            ForwardMethod::Tunnel(Tunnel {
+                csum: TunnelCsum::RemCsum,
+                ..
+            }) => Err(unsupported(
+                format!(
+                    "tunnel to real server {} with remote checksum offload (--tun-remcsum) yet",
+                    dest.addr
+                ),
+                "--tun-csum or --tun-nocsum",
             )),
             ForwardMethod::Tunnel(_) if dest.addr.is_ipv6() && self.config.tunnel_src6 == [0; 4] => {
                 Err(unsupported(
