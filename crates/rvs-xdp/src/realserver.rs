@@ -8,7 +8,8 @@
 
 use aya::programs::{SchedClassifier, TcAttachType};
 use aya::Ebpf;
-use std::net::Ipv4Addr;
+use rvs_bpf_abi as abi;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -44,7 +45,7 @@ fn err(what: impl Into<String>, why: impl std::fmt::Display) -> RealServerError 
 
 enum Undo {
     Sysctl(PathBuf, String),
-    Vip(Ipv4Addr),
+    Vip(String),
 }
 
 /// A prepared real server; dropping it undoes the preparation.
@@ -63,31 +64,37 @@ fn set_sysctl(undo: &mut Vec<Undo>, path: PathBuf, value: &str) -> Result<(), Re
 }
 
 impl RealServer {
-    /// Prepares this host as a real server for `vips`.
+    /// Prepares this host as a real server for `vips`; in tunnel mode, GUE is taken on
+    /// `gue_port` when one is given.
     ///
     /// # Errors
     /// The first step that failed; what was done before it is undone.
     pub fn prepare(
-        vips: &[Ipv4Addr],
+        vips: &[IpAddr],
         mode: Mode,
         interface: Option<&str>,
+        gue_port: Option<u16>,
     ) -> Result<Self, RealServerError> {
         let mut rs = Self {
             undo: Vec::new(),
             _decap: None,
         };
-        rs.steps(vips, mode, interface)?;
+        rs.steps(vips, mode, interface, gue_port)?;
         Ok(rs)
     }
 
     fn steps(
         &mut self,
-        vips: &[Ipv4Addr],
+        vips: &[IpAddr],
         mode: Mode,
         interface: Option<&str>,
+        gue_port: Option<u16>,
     ) -> Result<(), RealServerError> {
         if vips.is_empty() {
             return Err(err("prepare a real server", "give at least one --vip"));
+        }
+        if gue_port.is_some() && mode != Mode::Tun {
+            return Err(err("prepare a real server", "--gue-port is for --mode tun"));
         }
         if mode == Mode::Tun && interface.is_none() {
             return Err(err(
@@ -107,13 +114,24 @@ impl RealServer {
             }
         }
         for vip in vips {
+            // IPv6 VIPs skip duplicate address detection (their neighbour solicitations would
+            // meet the director's copy) and need no ARP-like sysctl: Linux answers neighbour
+            // solicitations only for addresses on the asking interface, never for lo's.
+            let prefix = match vip {
+                IpAddr::V4(_) => format!("{vip}/32"),
+                IpAddr::V6(_) => format!("{vip}/128"),
+            };
+            let mut args = vec!["addr", "add", prefix.as_str(), "dev", "lo"];
+            if vip.is_ipv6() {
+                args.push("nodad");
+            }
             let out = Command::new("ip")
-                .args(["addr", "add", &format!("{vip}/32"), "dev", "lo"])
+                .args(&args)
                 .output()
                 .map_err(|e| err("run ip (iproute2)", e))?;
             if out.status.success() {
                 tracing::info!(%vip, "VIP added to lo");
-                self.undo.push(Undo::Vip(*vip));
+                self.undo.push(Undo::Vip(prefix));
             } else if ["File exists", "already assigned"]
                 .iter()
                 .any(|m| String::from_utf8_lossy(&out.stderr).contains(m))
@@ -121,7 +139,7 @@ impl RealServer {
                 tracing::info!(%vip, "VIP already on lo; left as it is");
             } else {
                 return Err(err(
-                    format!("add {vip}/32 to lo"),
+                    format!("add {prefix} to lo"),
                     String::from_utf8_lossy(&out.stderr).trim(),
                 ));
             }
@@ -139,12 +157,32 @@ impl RealServer {
                 let map = ebpf
                     .map_mut("rvs_vips")
                     .ok_or_else(|| err("find map rvs_vips", "missing"))?;
-                let mut set: aya::maps::HashMap<_, u32, u8> =
+                let mut set: aya::maps::HashMap<_, abi::VipKey, u8> =
                     aya::maps::HashMap::try_from(map).map_err(|e| err("open rvs_vips", e))?;
                 for vip in vips {
-                    set.insert(u32::from_ne_bytes(vip.octets()), 1, 0)
+                    let (addr, af) = crate::addr::to_map(*vip);
+                    let key = abi::VipKey {
+                        addr,
+                        af,
+                        pad: [0; 3],
+                    };
+                    set.insert(key, 1, 0)
                         .map_err(|e| err("write rvs_vips", e))?;
                 }
+            }
+            if let Some(port) = gue_port {
+                let map = ebpf
+                    .map_mut("rvs_decap_config")
+                    .ok_or_else(|| err("find map rvs_decap_config", "missing"))?;
+                let mut config: aya::maps::Array<_, abi::DecapConfig> =
+                    aya::maps::Array::try_from(map).map_err(|e| err("open rvs_decap_config", e))?;
+                let value = abi::DecapConfig {
+                    gue_port: port.to_be(),
+                    pad: 0,
+                };
+                config
+                    .set(0, value, 0)
+                    .map_err(|e| err("write rvs_decap_config", e))?;
             }
             let prog: &mut SchedClassifier = ebpf
                 .program_mut("rvs_tc_decap")
@@ -154,7 +192,11 @@ impl RealServer {
             prog.load().map_err(|e| err("load rvs_tc_decap", e))?;
             prog.attach(iface, TcAttachType::Ingress)
                 .map_err(|e| err(format!("attach rvs_tc_decap to {iface} ingress"), e))?;
-            tracing::info!(interface = iface, "tunnel decapsulation attached");
+            tracing::info!(
+                interface = iface,
+                ?gue_port,
+                "tunnel decapsulation attached"
+            );
             self._decap = Some(ebpf);
         }
         Ok(())
@@ -169,9 +211,9 @@ impl Drop for RealServer {
                 Undo::Sysctl(path, old) => {
                     let _ = std::fs::write(&path, &old);
                 }
-                Undo::Vip(vip) => {
+                Undo::Vip(prefix) => {
                     let _ = Command::new("ip")
-                        .args(["addr", "del", &format!("{vip}/32"), "dev", "lo"])
+                        .args(["addr", "del", &prefix, "dev", "lo"])
                         .status();
                 }
             }

@@ -62,15 +62,19 @@ enum Sub {
     /// Prepare this host as a real server (VIPs on lo, ARP sysctls, tunnel decapsulation),
     /// stay in the foreground, and undo it all on SIGTERM or Ctrl-C.
     Realserver {
-        /// A virtual IPv4 address this real server answers for (repeatable).
+        /// A virtual IPv4 or IPv6 address this real server answers for (repeatable).
         #[arg(long = "vip", value_name = "VIP", required = true)]
-        vips: Vec<std::net::Ipv4Addr>,
-        /// How the director forwards: dr (direct routing) or tun (IP-in-IP).
+        vips: Vec<std::net::IpAddr>,
+        /// How the director forwards: dr (direct routing) or tun (a tunnel: IP-in-IP,
+        /// IPv6-in-IPv6, GRE, and GUE with --gue-port).
         #[arg(long, value_name = "MODE")]
         mode: String,
         /// The interface packets arrive on (required for tun).
         #[arg(long, value_name = "IF")]
         interface: Option<String>,
+        /// The UDP port of GUE tunnels (the director's --tun-port), for tun mode.
+        #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+        gue_port: Option<u16>,
     },
 }
 
@@ -98,9 +102,10 @@ fn real_main() -> anyhow::Result<()> {
         vips,
         mode,
         interface,
+        gue_port,
     }) = &cli.command
     {
-        return realserver(vips, mode, interface.as_deref());
+        return realserver(vips, mode, interface.as_deref(), *gue_port);
     }
     if let Some(Sub::Demo {
         listen,
@@ -152,16 +157,17 @@ fn real_main() -> anyhow::Result<()> {
 
 /// `rvsd realserver`: prepare, wait for SIGTERM or Ctrl-C, undo.
 fn realserver(
-    vips: &[std::net::Ipv4Addr],
+    vips: &[std::net::IpAddr],
     mode: &str,
     interface: Option<&str>,
+    gue_port: Option<u16>,
 ) -> anyhow::Result<()> {
     let mode = match mode {
         "dr" => rvs_xdp::realserver::Mode::Dr,
         "tun" => rvs_xdp::realserver::Mode::Tun,
         other => anyhow::bail!("no real-server mode is named {other:?}; use dr or tun"),
     };
-    let prepared = rvs_xdp::realserver::RealServer::prepare(vips, mode, interface)
+    let prepared = rvs_xdp::realserver::RealServer::prepare(vips, mode, interface, gue_port)
         .map_err(|e| anyhow::anyhow!("rvsd realserver: {e}"))?;
     println!(
         "rvsd realserver: ready ({} VIP(s), {mode:?}); SIGTERM or Ctrl-C undoes it",

@@ -363,7 +363,10 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path
     let service = host_port(lab.vip, 80);
     adm(&["-A", "-t", &service, "-s", "rr"]);
     for real in reals {
-        adm(&["-a", "-t", &service, "-r", &host_port(real, 80), method]);
+        let rs = host_port(real, 80);
+        let mut args = vec!["-a", "-t", &service, "-r", &rs];
+        args.extend(method.split_whitespace());
+        adm(&args);
     }
     // Wait for the real servers to listen, then spread requests over source ports.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -444,50 +447,51 @@ fn ipv6_direct_routing_through_xdp_serves_http_from_both_real_servers() {
     );
 }
 
-#[test]
-fn tunnelling_through_xdp_reaches_real_servers_prepared_by_rvsd_realserver() {
-    if !can_run() {
-        return;
-    }
-    let mut lab = Lab::new("tun", false);
-    let tmp = tempfile::tempdir().unwrap();
+/// `rvsd realserver --mode tun` (with `extra` arguments) on both real servers, then the
+/// scenario with `method`; the real servers' preparation must come undone on SIGTERM.
+fn tunnelled(lab: &mut Lab, method: &str, extra: &[&str], reals: [&str; 2], tmp: &std::path::Path) {
+    let vip = lab.vip;
     for rs in ["rs1", "rs2"] {
-        let log = tmp.path().join(format!("{rs}-prep.log"));
-        lab.spawn(
-            rs,
-            &[
-                common::rvsd_bin().to_str().unwrap(),
-                "realserver",
-                "--vip",
-                VIP,
-                "--mode",
-                "tun",
-                "--interface",
-                "eth0",
-            ],
-            &log,
-        );
+        let log = tmp.join(format!("{rs}-prep.log"));
+        let rvsd = common::rvsd_bin();
+        let mut args = vec![
+            rvsd.to_str().unwrap(),
+            "realserver",
+            "--vip",
+            vip,
+            "--mode",
+            "tun",
+            "--interface",
+            "eth0",
+        ];
+        args.extend_from_slice(extra);
+        lab.spawn(rs, &args, &log);
     }
+    let prepared = |rs: &str| {
+        std::fs::read_to_string(tmp.join(format!("{rs}-prep.log")))
+            .unwrap_or_default()
+            .contains("tunnel decapsulation attached")
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !ns_out(&lab.ns("rs2"), &["ip", "addr", "show", "dev", "lo"]).contains(VIP)
-        || !ns_out(&lab.ns("rs1"), &["ip", "addr", "show", "dev", "lo"]).contains(VIP)
-    {
+    while !prepared("rs1") || !prepared("rs2") {
         assert!(
             Instant::now() < deadline,
             "rvsd realserver did not prepare the real servers"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(300));
-    scenario(&mut lab, "-i", ["198.18.0.11", "198.18.0.12"], tmp.path());
+    scenario(lab, method, reals, tmp);
     // Stopping `rvsd realserver` undoes what it did.
     let pid = lab.procs[0].id().to_string();
     sh(&["kill", "-TERM", &pid]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while ns_out(&lab.ns("rs1"), &["ip", "addr", "show", "dev", "lo"]).contains(VIP) {
+    while !std::fs::read_to_string(tmp.join("rs1-prep.log"))
+        .unwrap_or_default()
+        .contains("real server settings undone")
+    {
         assert!(
             Instant::now() < deadline,
-            "the VIP stayed on lo after SIGTERM"
+            "rvsd realserver did not undo its settings after SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -499,6 +503,60 @@ fn tunnelling_through_xdp_reaches_real_servers_prepared_by_rvsd_realserver() {
         .trim(),
         "0"
     );
+}
+
+#[test]
+fn tunnelling_through_xdp_reaches_real_servers_prepared_by_rvsd_realserver() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("tun", false);
+    let tmp = tempfile::tempdir().unwrap();
+    tunnelled(
+        &mut lab,
+        "-i",
+        &[],
+        ["198.18.0.11", "198.18.0.12"],
+        tmp.path(),
+    );
+    assert!(
+        !ns_out(&lab.ns("rs1"), &["ip", "addr", "show", "dev", "lo"]).contains(VIP),
+        "the VIP left lo after SIGTERM"
+    );
+}
+
+#[test]
+fn gue_tunnelling_through_xdp_reaches_real_servers_on_their_gue_port() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("gue", false);
+    let tmp = tempfile::tempdir().unwrap();
+    tunnelled(
+        &mut lab,
+        "-i --tun-type gue --tun-port 6080 --tun-csum",
+        &["--gue-port", "6080"],
+        ["198.18.0.11", "198.18.0.12"],
+        tmp.path(),
+    );
+}
+
+#[test]
+fn ipv6_in_ipv6_and_gre_tunnelling_through_xdp_reach_ipv6_real_servers() {
+    if !can_run() {
+        return;
+    }
+    for (tag, method) in [("ip6ip6", "-i"), ("gre6", "-i --tun-type gre")] {
+        let mut lab = Lab::new6(tag);
+        let tmp = tempfile::tempdir().unwrap();
+        tunnelled(
+            &mut lab,
+            method,
+            &[],
+            ["2001:db8::11", "2001:db8::12"],
+            tmp.path(),
+        );
+    }
 }
 
 #[test]
