@@ -304,6 +304,12 @@ static __always_inline int nat_back(struct xdp_md *ctx, struct ethhdr *eth, stru
 	struct rvs_nat *back = bpf_map_lookup_elem(&rvs_nat_back, ck);
 	if (!back)
 		return XDP_PASS;
+	__u32 dest_id = back->dest;
+	struct rvs_stat *st = bpf_map_lookup_elem(&rvs_stats, &dest_id);
+	if (st) {
+		st->out_packets += 1;
+		st->out_bytes += (__u64)(data_end - (void *)(eth + 1)); /* IP bytes, as IPVS counts */
+	}
 	nat_l3(h, ck->proto, ports, data_end, 0, back->vip, back->vport);
 	struct hop hop = { .ifindex = back->ifindex };
 	__builtin_memcpy(hop.smac, back->smac, ETH_ALEN);
@@ -1258,7 +1264,7 @@ int rvs_xdp(struct xdp_md *ctx)
 	if (st) {
 		st->conns += new_conn;
 		st->packets += 1;
-		st->bytes += (__u64)(data_end - data);
+		st->bytes += (__u64)(data_end - data) - sizeof(struct ethhdr); /* IP bytes, as IPVS counts */
 	}
 
 	struct hop hop = {};
@@ -1269,7 +1275,7 @@ int rvs_xdp(struct xdp_md *ctx)
 			struct rvs_conn_key bk = { .sport = d->port, .dport = ck.sport, .proto = ck.proto, .af = ck.af };
 			__builtin_memcpy(bk.saddr, d->addr, sizeof(bk.saddr));
 			__builtin_memcpy(bk.daddr, ck.saddr, sizeof(bk.daddr));
-			struct rvs_nat back = { .vport = ck.dport };
+			struct rvs_nat back = { .vport = ck.dport, .dest = dest_id };
 			__builtin_memcpy(back.vip, ck.daddr, sizeof(back.vip));
 			struct hop bh = {};
 			if (fib_hop(ctx, ck.af, ck.saddr, &bh) == 0) {

@@ -161,13 +161,17 @@ struct rvs_nat {
 	__u8 smac[6];       /* the egress interface's MAC */
 	__u16 pad;
 	__u32 ifindex;      /* the egress interface; 0 = back where it came from */
+	__u32 dest;         /* the dest's index, whose outgoing traffic this counts */
 };
 
-/* Per-dest, per-CPU traffic counters. */
+/* Per-dest, per-CPU traffic counters: connections, packets and bytes from clients, and the
+ * replies the director sees (NAT's way back). */
 struct rvs_stat {
 	__u64 conns;
 	__u64 packets;
 	__u64 bytes;
+	__u64 out_packets;
+	__u64 out_bytes;
 };
 
 /* The director's own addresses (the tunnels' outer source) and the idle timeouts of

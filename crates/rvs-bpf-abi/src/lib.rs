@@ -246,6 +246,8 @@ pub struct Nat {
     pub pad: u16,
     /// The egress interface; 0 = back out the one the packet came in on.
     pub ifindex: u32,
+    /// The dest's index, whose outgoing counters the replies add to.
+    pub dest: u32,
 }
 
 /// `struct rvs_tmpl`: a persistence template, keyed by a [`ConnKey`] whose client address is
@@ -271,6 +273,10 @@ pub struct Stat {
     pub packets: u64,
     /// Bytes.
     pub bytes: u64,
+    /// Packets to clients (the replies the program sees: NAT's way back).
+    pub out_packets: u64,
+    /// Bytes to clients.
+    pub out_bytes: u64,
 }
 
 /// `struct rvs_config`.
@@ -296,12 +302,12 @@ const _: () = assert!(core::mem::size_of::<Svc>() == 28);
 const _: () = assert!(core::mem::size_of::<Dest>() == 64);
 const _: () = assert!(core::mem::size_of::<ConnKey>() == 40);
 const _: () = assert!(core::mem::size_of::<Conn>() == 16);
-const _: () = assert!(core::mem::size_of::<Stat>() == 24);
+const _: () = assert!(core::mem::size_of::<Stat>() == 40);
 const _: () = assert!(core::mem::size_of::<Tmpl>() == 16);
 const _: () = assert!(core::mem::size_of::<Count>() == 16);
 const _: () = assert!(core::mem::size_of::<VipKey>() == 20);
 const _: () = assert!(core::mem::size_of::<DecapConfig>() == 4);
-const _: () = assert!(core::mem::size_of::<Nat>() == 36);
+const _: () = assert!(core::mem::size_of::<Nat>() == 40);
 const _: () = assert!(core::mem::size_of::<Config>() == 36);
 
 #[cfg(feature = "user")]

@@ -14,6 +14,7 @@
 pub mod addr;
 pub mod neighbors;
 pub mod plane;
+pub mod rates;
 pub mod realserver;
 pub mod ring;
 pub mod sweep;

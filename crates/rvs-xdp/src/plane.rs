@@ -46,6 +46,8 @@ pub struct XdpPlane {
     dest_count: Arc<AtomicU32>,
     /// Cleared when the plane is dropped, which stops its sweeper thread.
     alive: Arc<AtomicBool>,
+    /// Rate estimators, fed by the sweeper.
+    rates: crate::rates::SharedRates,
 }
 
 impl Drop for XdpPlane {
@@ -188,6 +190,7 @@ impl XdpPlane {
             dest_ids: HashMap::new(),
             dest_count: Arc::new(AtomicU32::new(0)),
             alive: Arc::new(AtomicBool::new(true)),
+            rates: crate::rates::SharedRates::default(),
         };
         plane.write_config()?;
         Ok(plane)
@@ -253,14 +256,18 @@ impl XdpPlane {
             .map_err(|e| failed("open map rvs_config", e))?;
         let dests = Array::<_, abi::Dest>::try_from(map("rvs_dests")?)
             .map_err(|e| failed("open map rvs_dests", e))?;
+        let stats = PerCpuArray::<_, abi::Stat>::try_from(map("rvs_stats")?)
+            .map_err(|e| failed("open map rvs_stats", e))?;
         Sweeper::open(
             crate::sweep::MapIds {
                 conns: id(conns.map(), "rvs_conns")?,
                 counts: id(counts.map(), "rvs_counts")?,
                 config: id(config.map(), "rvs_config")?,
                 dests: id(dests.map(), "rvs_dests")?,
+                stats: id(stats.map(), "rvs_stats")?,
             },
             Arc::clone(&self.dest_count),
+            Arc::clone(&self.rates),
         )
         .map_err(|e| failed("open the sweeper's maps", e))
     }
@@ -577,6 +584,9 @@ impl XdpPlane {
             if u_threshold == 0 || u_threshold > old.u_threshold {
                 self.update_entry("rvs_counts", dest_id, |c: &mut abi::Count| c.overloaded = 0)?;
             }
+            if let Ok(mut book) = self.rates.lock() {
+                book.own(dest_id, id);
+            }
             tracing::debug!(service = %key, dest = %addr, dest_id, method, "dest written");
         }
         let ids: HashMap<SocketAddr, u32> = self
@@ -711,23 +721,39 @@ impl XdpPlane {
         }
     }
 
-    fn dest_stat(&self, id: u32) -> abi::Stat {
+    /// Zeroes the traffic counters and rates of these dest indexes (and their services' rates).
+    fn zero_stats(&mut self, ids: &[u32]) -> Result<(), DataPlaneError> {
+        let cpus = aya::util::nr_cpus().map_err(|(what, e)| failed(what, e))?;
+        let map = self
+            .ebpf
+            .map_mut("rvs_stats")
+            .ok_or_else(|| failed("find map rvs_stats", "missing"))?;
+        let mut per_cpu = PerCpuArray::<_, abi::Stat>::try_from(map)
+            .map_err(|e| failed("open map rvs_stats", e))?;
+        for id in ids {
+            let zeros = aya::maps::PerCpuValues::try_from(vec![abi::Stat::default(); cpus])
+                .map_err(|e| failed("zero rvs_stats", e))?;
+            per_cpu
+                .set(*id, zeros, 0)
+                .map_err(|e| failed("zero rvs_stats", e))?;
+        }
+        if let Ok(mut book) = self.rates.lock() {
+            book.zero(ids);
+        }
+        Ok(())
+    }
+
+    /// A dest's traffic counters, summed over CPUs.
+    fn dest_counters(&self, id: u32) -> Counters {
         let Some(map) = self.ebpf.map("rvs_stats") else {
-            return abi::Stat::default();
+            return Counters::default();
         };
         let Ok(per_cpu) = PerCpuArray::<_, abi::Stat>::try_from(map) else {
-            return abi::Stat::default();
+            return Counters::default();
         };
-        per_cpu.get(&id, 0).map_or_else(
-            |_| abi::Stat::default(),
-            |values| {
-                values.iter().fold(abi::Stat::default(), |a, v| abi::Stat {
-                    conns: a.conns + v.conns,
-                    packets: a.packets + v.packets,
-                    bytes: a.bytes + v.bytes,
-                })
-            },
-        )
+        per_cpu
+            .get(&id, 0)
+            .map_or_else(|_| Counters::default(), |v| crate::rates::counters_of(&v))
     }
 }
 
@@ -786,6 +812,26 @@ impl DataPlane for XdpPlane {
         self.check(changes)?;
         let mut touched = Vec::new();
         for c in changes {
+            // A dest that joins again starts from zero, as a new IPVS dest does; -Z zeroes
+            // the counters of a service's dests, or of all.
+            let zero: Vec<u32> = match c {
+                Change::DestAdded { service, dest } => self
+                    .dest_ids
+                    .get(&(*service, dest.addr))
+                    .copied()
+                    .into_iter()
+                    .collect(),
+                Change::Zeroed { service } => self
+                    .dest_ids
+                    .iter()
+                    .filter(|((k, _), _)| service.is_none_or(|s| s == *k))
+                    .map(|(_, id)| *id)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if !zero.is_empty() {
+                self.zero_stats(&zero)?;
+            }
             self.table
                 .apply_change(c)
                 .map_err(|e| failed("mirror the table", e))?;
@@ -825,6 +871,10 @@ impl DataPlane for XdpPlane {
                 c.inactive += 1;
             }
         }
+        let book = self.rates.lock().ok();
+        let rates_of = |f: &dyn Fn(&crate::rates::RateBook) -> Rates| {
+            book.as_deref().map(f).unwrap_or_default()
+        };
         self.table
             .services()
             .map(|s| {
@@ -832,26 +882,15 @@ impl DataPlane for XdpPlane {
                     .dests()
                     .iter()
                     .map(|d| {
-                        let st = self
-                            .dest_ids
-                            .get(&(s.key(), d.addr()))
-                            .map(|id| self.dest_stat(*id))
-                            .unwrap_or_default();
+                        let id = self.dest_ids.get(&(s.key(), d.addr())).copied();
                         DestStats {
                             addr: d.addr(),
-                            conns: self
-                                .dest_ids
-                                .get(&(s.key(), d.addr()))
-                                .and_then(|id| counts.get(id))
+                            conns: id
+                                .and_then(|id| counts.get(&id))
                                 .copied()
                                 .unwrap_or_default(),
-                            counters: Counters {
-                                conns: st.conns,
-                                in_pkts: st.packets,
-                                in_bytes: st.bytes,
-                                ..Counters::default()
-                            },
-                            rates: Rates::default(),
+                            counters: id.map(|id| self.dest_counters(id)).unwrap_or_default(),
+                            rates: id.map(|id| rates_of(&|b| b.dest(id))).unwrap_or_default(),
                         }
                     })
                     .collect();
@@ -859,10 +898,13 @@ impl DataPlane for XdpPlane {
                 for d in &dests {
                     total += d.counters;
                 }
+                let id = self.service_ids.get(&s.key()).copied();
                 ServiceStats {
                     service: s.key(),
                     counters: total,
-                    rates: Rates::default(),
+                    rates: id
+                        .map(|id| rates_of(&|b| b.service(id)))
+                        .unwrap_or_default(),
                     dests,
                 }
             })

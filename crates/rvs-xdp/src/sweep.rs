@@ -4,15 +4,18 @@
 //! finds them expired (`rvs_counts`, which lc, wlc, sed and nq read), but it never sees a flow
 //! that went idle without another packet, nor one the LRU map evicted. The sweeper deletes
 //! expired entries and rewrites every dest's counts from what is left, so the counts are exact
-//! after each sweep and drift by at most what happens during one period. It works on its own
-//! handles to the maps (`MapData::from_id`), so it runs on a thread beside the plane.
+//! after each sweep and drift by at most what happens during one period. Each sweep also feeds
+//! the per-CPU traffic counters to the rate estimators ([`crate::rates`]), whose period (2 s)
+//! is the sweep's. It works on its own handles to the maps (`MapData::from_id`), so it runs on
+//! a thread beside the plane.
 
 use rvs_bpf_abi as abi;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aya::maps::{Array, HashMap as BpfHashMap, MapData};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
+use std::collections::HashMap;
 
 /// Handles to the maps a sweep reads and writes.
 pub struct Sweeper {
@@ -20,7 +23,9 @@ pub struct Sweeper {
     counts: Array<MapData, abi::Count>,
     config: Array<MapData, abi::Config>,
     dest_map: Array<MapData, abi::Dest>,
+    stats: PerCpuArray<MapData, abi::Stat>,
     dests: Arc<AtomicU32>,
+    rates: crate::rates::SharedRates,
 }
 
 /// The kernel ids of the maps a sweeper opens.
@@ -29,6 +34,7 @@ pub(crate) struct MapIds {
     pub counts: u32,
     pub config: u32,
     pub dests: u32,
+    pub stats: u32,
 }
 
 /// IPVS's overload flag for `count` connections: set at or above the upper threshold, cleared
@@ -55,20 +61,26 @@ impl Sweeper {
     ///
     /// # Errors
     /// When the kernel refuses a map id.
-    pub(crate) fn open(ids: MapIds, dests: Arc<AtomicU32>) -> Result<Self, String> {
+    pub(crate) fn open(
+        ids: MapIds,
+        dests: Arc<AtomicU32>,
+        rates: crate::rates::SharedRates,
+    ) -> Result<Self, String> {
         let open = |id: u32| {
             MapData::from_id(id)
                 .and_then(aya::maps::Map::from_map_data)
                 .map_err(|e| format!("open map {id}: {e}"))
         };
         let (conns, counts, config) = (open(ids.conns)?, open(ids.counts)?, open(ids.config)?);
-        let dest_map = open(ids.dests)?;
+        let (dest_map, stats) = (open(ids.dests)?, open(ids.stats)?);
         Ok(Self {
             conns: conns.try_into().map_err(|e| format!("rvs_conns: {e}"))?,
             counts: counts.try_into().map_err(|e| format!("rvs_counts: {e}"))?,
             config: config.try_into().map_err(|e| format!("rvs_config: {e}"))?,
             dest_map: dest_map.try_into().map_err(|e| format!("rvs_dests: {e}"))?,
+            stats: stats.try_into().map_err(|e| format!("rvs_stats: {e}"))?,
             dests,
+            rates,
         })
     }
 
@@ -114,6 +126,15 @@ impl Sweeper {
             self.counts
                 .set(id, count, 0)
                 .map_err(|e| format!("write rvs_counts: {e}"))?;
+        }
+        let mut traffic = HashMap::new();
+        for id in 0..u32::try_from(dests).unwrap_or(u32::MAX) {
+            if let Ok(per_cpu) = self.stats.get(&id, 0) {
+                traffic.insert(id, crate::rates::counters_of(&per_cpu));
+            }
+        }
+        if let Ok(mut book) = self.rates.lock() {
+            book.sample(rvs_core::Timestamp(now_ns / 1_000_000), &traffic);
         }
         Ok(Swept {
             expired: expired.len(),
