@@ -1,7 +1,7 @@
 //! The XDP plane in network namespaces shaped like the seeds' direct-routing cluster: a client,
-//! a director and two real servers on one bridge (198.18.0.0/24), the VIP on the director's
+//! a director and three real servers on one bridge (198.18.0.0/24), the VIP on the director's
 //! interface and on the real servers' loopbacks (arp_ignore=1, arp_announce=2). Real HTTP goes
-//! through the VIP; one test does it over IPv6 (2001:db8::/64 on the same bridge). Needs root;
+//! through the VIP; some tests do it over IPv6 (2001:db8::/64 on the same bridge). Needs root;
 //! skipped with a message otherwise. Every namespace and process is removed afterwards, on
 //! failure too.
 
@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 const VIP: &str = "198.18.0.100";
 const VIP6: &str = "2001:db8::100";
+/// The real servers' namespaces.
+const RS: [&str; 3] = ["rs1", "rs2", "rs3"];
 
 /// `ip:port`, with brackets around IPv6 addresses.
 fn host_port(ip: &str, port: u16) -> String {
@@ -91,6 +93,7 @@ impl Lab {
             ("dir", "198.18.0.1"),
             ("rs1", "198.18.0.11"),
             ("rs2", "198.18.0.12"),
+            ("rs3", "198.18.0.13"),
         ] {
             let ns = lab.ns(name);
             sh(&["ip", "netns", "add", &ns]);
@@ -143,7 +146,7 @@ impl Lab {
             "dev",
             "eth0",
         ]);
-        for rs in ["rs1", "rs2"].into_iter().filter(|_| manual_real_servers) {
+        for rs in RS.into_iter().filter(|_| manual_real_servers) {
             let ns = lab.ns(rs);
             sh(&[
                 "ip",
@@ -187,6 +190,7 @@ impl Lab {
             ("dir", "2001:db8::100/128"),
             ("rs1", "2001:db8::11/64"),
             ("rs2", "2001:db8::12/64"),
+            ("rs3", "2001:db8::13/64"),
         ] {
             sh(&[
                 "ip",
@@ -200,7 +204,7 @@ impl Lab {
                 "nodad",
             ]);
         }
-        for rs in ["rs1", "rs2"] {
+        for rs in RS {
             sh(&[
                 "ip",
                 "-n",
@@ -239,7 +243,7 @@ impl Drop for Lab {
             let _ = p.kill();
             let _ = p.wait();
         }
-        for name in ["cl", "dir", "rs1", "rs2", "sw"] {
+        for name in ["cl", "dir", "rs1", "rs2", "rs3", "sw"] {
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.ns(name)])
                 .status();
@@ -279,14 +283,14 @@ fn can_run() -> bool {
     true
 }
 
-/// Real servers `rs1` and `rs2` serve their name and a 1 MiB file on port 80; the director runs
-/// rvsd with the xdp plane and a service on the VIP with both as `method` dests; HTTP from the
-/// client through the VIP must reach both and carry the big file intact.
-fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path) {
+/// Real servers `rs1`, `rs2` and `rs3` serve their name and a 1 MiB file on port 80; the director runs
+/// rvsd with the xdp plane and a service on the VIP with all three as `method` dests; HTTP from the
+/// client through the VIP must reach each in turn and carry the big file intact.
+fn scenario(lab: &mut Lab, method: &str, reals: [&str; 3], tmp: &std::path::Path) {
     let big: Vec<u8> = (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    for rs in ["rs1", "rs2"] {
+    for rs in RS {
         let dir = tmp.join(rs);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("name"), rs).unwrap();
@@ -312,9 +316,9 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path
         );
     }
     // The director knows the real servers' MACs.
-    for rs in ["rs1", "rs2"].into_iter().filter(|_| lab.preset_neighbours) {
+    for rs in RS.into_iter().filter(|_| lab.preset_neighbours) {
         let mac = ns_out(&lab.ns(rs), &["cat", "/sys/class/net/eth0/address"]);
-        let addr = if rs == "rs1" { reals[0] } else { reals[1] };
+        let addr = reals[RS.iter().position(|r| *r == rs).unwrap()];
         sh(&[
             "ip",
             "-n",
@@ -372,14 +376,14 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = std::collections::HashSet::new();
     let mut port = 20_000u16;
-    while seen.len() < 2 && Instant::now() < deadline {
+    while seen.len() < 3 && Instant::now() < deadline {
         if let Some(body) = get(lab, "name", port) {
             seen.insert(String::from_utf8_lossy(&body).into_owned());
         }
         port += 1;
     }
-    if seen.len() < 2 {
-        let logs: Vec<String> = ["rs1-prep.log", "rs2-prep.log", "rvsd.log"]
+    if seen.len() < 3 {
+        let logs: Vec<String> = ["rs1-prep.log", "rs2-prep.log", "rs3-prep.log", "rvsd.log"]
             .iter()
             .map(|f| {
                 format!(
@@ -389,11 +393,11 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path
             })
             .collect();
         let snmp = ns_out(&lab.ns("rs1"), &["cat", "/proc/net/snmp"]);
-        panic!("both real servers answered through the VIP ({method}): {seen:?}\n{}\nrs1 snmp:\n{snmp}", logs.join("\n"));
+        panic!("every real server answered through the VIP ({method}): {seen:?}\n{}\nrs1 snmp:\n{snmp}", logs.join("\n"));
     }
     // rr at packet level: consecutive new flows take the real servers in turn.
     let mut shares = std::collections::HashMap::<String, u32>::new();
-    for p in 0..20 {
+    for p in 0..30 {
         let body = get(lab, "name", 25_000 + p).expect("an answer through the VIP");
         *shares
             .entry(String::from_utf8_lossy(&body).into_owned())
@@ -401,7 +405,7 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path
     }
     assert_eq!(
         shares.values().copied().collect::<Vec<_>>(),
-        [10, 10],
+        [10, 10, 10],
         "rr gives each real server its share: {shares:?}"
     );
     let body = get(lab, "big", 30_000).expect("the big file through the VIP");
@@ -412,29 +416,39 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 2], tmp: &std::path::Path
     );
     let stats = common::out(&common::ipvsadm_at(tmp, &socket, &["-Ln", "--stats"], b""));
     assert!(
-        stats.contains(&host_port(reals[0], 80)) && stats.contains(&host_port(reals[1], 80)),
+        reals.iter().all(|r| stats.contains(&host_port(r, 80))),
         "{stats}"
     );
 }
 
 #[test]
-fn direct_routing_through_xdp_serves_http_from_both_real_servers() {
+fn direct_routing_through_xdp_serves_http_from_every_real_server() {
     if !can_run() {
         return;
     }
     let mut lab = Lab::new("dr", true);
     let tmp = tempfile::tempdir().unwrap();
-    scenario(&mut lab, "-g", ["198.18.0.11", "198.18.0.12"], tmp.path());
+    scenario(
+        &mut lab,
+        "-g",
+        ["198.18.0.11", "198.18.0.12", "198.18.0.13"],
+        tmp.path(),
+    );
 }
 
 #[test]
-fn ipv6_direct_routing_through_xdp_serves_http_from_both_real_servers() {
+fn ipv6_direct_routing_through_xdp_serves_http_from_every_real_server() {
     if !can_run() {
         return;
     }
     let mut lab = Lab::new6("dr6");
     let tmp = tempfile::tempdir().unwrap();
-    scenario(&mut lab, "-g", ["2001:db8::11", "2001:db8::12"], tmp.path());
+    scenario(
+        &mut lab,
+        "-g",
+        ["2001:db8::11", "2001:db8::12", "2001:db8::13"],
+        tmp.path(),
+    );
     let conns = common::out(&common::ipvsadm_at(
         tmp.path(),
         &tmp.path().join("rvsd.sock"),
@@ -449,9 +463,9 @@ fn ipv6_direct_routing_through_xdp_serves_http_from_both_real_servers() {
 
 /// `rvsd realserver --mode tun` (with `extra` arguments) on both real servers, then the
 /// scenario with `method`; the real servers' preparation must come undone on SIGTERM.
-fn tunnelled(lab: &mut Lab, method: &str, extra: &[&str], reals: [&str; 2], tmp: &std::path::Path) {
+fn tunnelled(lab: &mut Lab, method: &str, extra: &[&str], reals: [&str; 3], tmp: &std::path::Path) {
     let vip = lab.vip;
-    for rs in ["rs1", "rs2"] {
+    for rs in RS {
         let log = tmp.join(format!("{rs}-prep.log"));
         let rvsd = common::rvsd_bin();
         let mut args = vec![
@@ -473,7 +487,7 @@ fn tunnelled(lab: &mut Lab, method: &str, extra: &[&str], reals: [&str; 2], tmp:
             .contains("tunnel decapsulation attached")
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !prepared("rs1") || !prepared("rs2") {
+    while !RS.iter().all(|rs| prepared(rs)) {
         assert!(
             Instant::now() < deadline,
             "rvsd realserver did not prepare the real servers"
@@ -516,7 +530,7 @@ fn tunnelling_through_xdp_reaches_real_servers_prepared_by_rvsd_realserver() {
         &mut lab,
         "-i",
         &[],
-        ["198.18.0.11", "198.18.0.12"],
+        ["198.18.0.11", "198.18.0.12", "198.18.0.13"],
         tmp.path(),
     );
     assert!(
@@ -536,7 +550,7 @@ fn gue_tunnelling_through_xdp_reaches_real_servers_on_their_gue_port() {
         &mut lab,
         "-i --tun-type gue --tun-port 6080 --tun-csum",
         &["--gue-port", "6080"],
-        ["198.18.0.11", "198.18.0.12"],
+        ["198.18.0.11", "198.18.0.12", "198.18.0.13"],
         tmp.path(),
     );
 }
@@ -553,7 +567,7 @@ fn ipv6_in_ipv6_and_gre_tunnelling_through_xdp_reach_ipv6_real_servers() {
             &mut lab,
             method,
             &[],
-            ["2001:db8::11", "2001:db8::12"],
+            ["2001:db8::11", "2001:db8::12", "2001:db8::13"],
             tmp.path(),
         );
     }
@@ -576,7 +590,11 @@ fn nat_through_xdp_rewrites_both_ways_for_real_servers_behind_the_director() {
         "dev",
         "eth0",
     ]);
-    for (rs, addr) in [("rs1", "198.18.1.11"), ("rs2", "198.18.1.12")] {
+    for (rs, addr) in [
+        ("rs1", "198.18.1.11"),
+        ("rs2", "198.18.1.12"),
+        ("rs3", "198.18.1.13"),
+    ] {
         let ns = lab.ns(rs);
         sh(&["ip", "-n", &ns, "addr", "flush", "dev", "eth0"]);
         sh(&[
@@ -601,7 +619,12 @@ fn nat_through_xdp_rewrites_both_ways_for_real_servers_behind_the_director() {
         ]);
     }
     let tmp = tempfile::tempdir().unwrap();
-    scenario(&mut lab, "-m", ["198.18.1.11", "198.18.1.12"], tmp.path());
+    scenario(
+        &mut lab,
+        "-m",
+        ["198.18.1.11", "198.18.1.12", "198.18.1.13"],
+        tmp.path(),
+    );
 }
 
 /// A two-armed NAT director, as the seeds' NAT clusters are built: clients on eth0, the real
@@ -644,7 +667,11 @@ fn nat_between_two_interfaces_takes_next_hops_from_the_fib() {
         "-qw",
         "net.ipv4.ip_forward=1",
     ]);
-    for (rs, addr) in [("rs1", "198.18.1.11"), ("rs2", "198.18.1.12")] {
+    for (rs, addr) in [
+        ("rs1", "198.18.1.11"),
+        ("rs2", "198.18.1.12"),
+        ("rs3", "198.18.1.13"),
+    ] {
         let ns = lab.ns(rs);
         sh(&[
             "ip",
@@ -686,7 +713,12 @@ fn nat_between_two_interfaces_takes_next_hops_from_the_fib() {
     lab.director_ifs = vec!["eth0", "eth1"];
     lab.preset_neighbours = false;
     let tmp = tempfile::tempdir().unwrap();
-    scenario(&mut lab, "-m", ["198.18.1.11", "198.18.1.12"], tmp.path());
+    scenario(
+        &mut lab,
+        "-m",
+        ["198.18.1.11", "198.18.1.12", "198.18.1.13"],
+        tmp.path(),
+    );
     let log = std::fs::read_to_string(tmp.path().join("rvsd.log")).unwrap_or_default();
     assert!(
         log.contains("eth1") && log.contains("XDP program attached"),
@@ -706,82 +738,114 @@ fn nat_between_two_interfaces_takes_next_hops_from_the_fib() {
     assert!(forwarded < 100, "the kernel forwarded {forwarded} packets");
 }
 
+/// The address of real server `rs` (rs1 -> 198.18.0.11:80 ...) in the direct-routing lab.
+fn rs_addr(rs: &str) -> String {
+    format!("198.18.0.1{}:80", &rs[2..])
+}
+
+/// A client connection from `sport` that has connected and waits for `go` to exist before it
+/// sends its request; its answer (the real server's name) is read from its stdout.
+struct HeldFlow {
+    child: Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl HeldFlow {
+    fn open(lab: &Lab, sport: u16, go: &std::path::Path) -> Self {
+        let script = format!(
+            "import socket,os,time,sys\ns=socket.create_connection(('{VIP}',80),20,('198.18.0.10',{sport}))\nprint('connected',flush=True)\nwhile not os.path.exists('{}'): time.sleep(0.05)\ns.sendall(b'GET /name HTTP/1.0\\r\\n\\r\\n')\nb=b''\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\nsys.stdout.write(b.split(b'\\r\\n\\r\\n',1)[1].decode()+'\\n')\n",
+            go.display()
+        );
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns("cl"),
+                "/usr/bin/python3",
+                "-c",
+                &script,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line.trim(), "connected");
+        Self { child, out }
+    }
+
+    /// The real server that answers once `go` exists.
+    fn answer(mut self) -> String {
+        let mut answer = String::new();
+        std::io::BufRead::read_line(&mut self.out, &mut answer).unwrap();
+        let _ = self.child.wait();
+        answer.trim().to_owned()
+    }
+}
+
+/// With three real servers: one quiesced (weight 0) and one removed while each holds an open
+/// flow; new flows all go to the third, and both open flows are still answered by theirs.
 #[test]
-fn a_quiesced_real_server_keeps_its_open_flow_and_gets_no_new_ones() {
+fn quiesced_and_removed_real_servers_keep_their_open_flows_and_get_no_new_ones() {
     if !can_run() {
         return;
     }
     let mut lab = Lab::new("quiesce", true);
     let tmp = tempfile::tempdir().unwrap();
-    scenario(&mut lab, "-g", ["198.18.0.11", "198.18.0.12"], tmp.path());
-    let socket = tmp.path().join("rvsd.sock");
-    // A client connects and waits before sending its request.
-    let go = tmp.path().join("go");
-    let script = format!(
-        "import socket,os,time,sys\ns=socket.socket()\ns.settimeout(20)\ns.bind(('198.18.0.10',31000))\ns.connect(('{VIP}',80))\nprint('connected',flush=True)\nwhile not os.path.exists('{}'): time.sleep(0.05)\ns.sendall(b'GET /name HTTP/1.0\\r\\n\\r\\n')\nb=b''\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\nsys.stdout.write(b.split(b'\\r\\n\\r\\n',1)[1].decode()+'\\n')\n",
-        go.display()
-    );
-    let mut held = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("cl"),
-            "/usr/bin/python3",
-            "-c",
-            &script,
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(held.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line.trim(), "connected");
-    // The connection table says where the held flow went.
-    let conns = common::out(&common::ipvsadm_at(tmp.path(), &socket, &["-Lnc"], b""));
-    let row = conns
-        .lines()
-        .find(|l| l.contains("198.18.0.10:31000"))
-        .unwrap_or_else(|| panic!("{conns}"));
-    let dest = row.split_whitespace().last().unwrap().to_owned();
-    let o = common::ipvsadm_at(
+    scenario(
+        &mut lab,
+        "-g",
+        ["198.18.0.11", "198.18.0.12", "198.18.0.13"],
         tmp.path(),
-        &socket,
-        &[
-            "-e",
-            "-t",
-            &format!("{VIP}:80"),
-            "-r",
-            &dest,
-            "-g",
-            "-w",
-            "0",
-        ],
-        b"",
     );
-    assert!(o.status.success(), "{}", common::err(&o));
-    let other = if dest.starts_with("198.18.0.11") {
-        "rs2"
-    } else {
-        "rs1"
+    let socket = tmp.path().join("rvsd.sock");
+    let go = tmp.path().join("go");
+    let adm = |args: &[&str]| {
+        let o = common::ipvsadm_at(tmp.path(), &socket, args, b"");
+        assert!(o.status.success(), "ipvsadm {args:?}: {}", common::err(&o));
+        common::out(&o)
     };
+    // The connection table says where a held flow went.
+    let dest_of = |sport: u16| {
+        let conns = adm(&["-Lnc"]);
+        let row = conns
+            .lines()
+            .find(|l| l.contains(&format!("198.18.0.10:{sport}")))
+            .unwrap_or_else(|| panic!("{conns}"));
+        row.split_whitespace().last().unwrap().to_owned()
+    };
+    let service = format!("{VIP}:80");
+    let first = HeldFlow::open(&lab, 31_000, &go);
+    let quiesced = dest_of(31_000);
+    adm(&["-e", "-t", &service, "-r", &quiesced, "-g", "-w", "0"]);
+    let second = HeldFlow::open(&lab, 31_001, &go);
+    let removed = dest_of(31_001);
+    assert_ne!(removed, quiesced, "a quiesced real server gets no new flow");
+    adm(&["-d", "-t", &service, "-r", &removed]);
+    let remaining = RS
+        .iter()
+        .map(|rs| rs_addr(rs))
+        .find(|a| *a != quiesced && *a != removed)
+        .unwrap();
     for p in 0..10 {
         let body = get(&lab, "name", 32_000 + p).expect("an answer through the VIP");
         assert_eq!(
-            String::from_utf8_lossy(&body),
-            other,
-            "new flows avoid the quiesced real server"
+            rs_addr(&String::from_utf8_lossy(&body)),
+            remaining,
+            "new flows avoid the quiesced and the removed real server"
         );
     }
     std::fs::write(&go, b"").unwrap();
-    let mut answer = String::new();
-    std::io::BufRead::read_line(&mut out, &mut answer).unwrap();
-    let _ = held.wait();
-    let quiesced = if other == "rs1" { "rs2" } else { "rs1" };
     assert_eq!(
-        answer.trim(),
+        rs_addr(&first.answer()),
         quiesced,
         "the open flow still reaches the quiesced real server"
+    );
+    assert_eq!(
+        rs_addr(&second.answer()),
+        removed,
+        "the open flow still reaches the removed real server"
     );
 }
 
@@ -792,7 +856,12 @@ fn a_persistent_service_keeps_a_client_on_one_real_server_until_it_is_removed() 
     }
     let mut lab = Lab::new("persist", true);
     let tmp = tempfile::tempdir().unwrap();
-    scenario(&mut lab, "-g", ["198.18.0.11", "198.18.0.12"], tmp.path());
+    scenario(
+        &mut lab,
+        "-g",
+        ["198.18.0.11", "198.18.0.12", "198.18.0.13"],
+        tmp.path(),
+    );
     let socket = tmp.path().join("rvsd.sock");
     let adm = |args: &[&str]| {
         let o = common::ipvsadm_at(tmp.path(), &socket, args, b"");
@@ -810,11 +879,7 @@ fn a_persistent_service_keeps_a_client_on_one_real_server_until_it_is_removed() 
         names.iter().all(|n| *n == names[0]),
         "every connection of the client reaches one real server: {names:?}"
     );
-    let held = if names[0] == "rs1" {
-        "198.18.0.11:80"
-    } else {
-        "198.18.0.12:80"
-    };
+    let held = &rs_addr(&names[0]);
     let conns = adm(&["-Lnc"]);
     assert!(
         conns.lines().any(|l| {
