@@ -113,6 +113,7 @@ pub async fn demo(opts: DemoOptions) -> Result<(), ServeError> {
         xdp_mode: None,
         api: None,
         api_token_file: None,
+        workers: 2,
     };
     // The demo starts from an empty table each time.
     let _ = std::fs::remove_file(opts.dir.join("state").join(crate::state::STATE_FILE));

@@ -41,6 +41,10 @@ struct Cli {
     /// File holding the bearer token for --api.
     #[arg(long, value_name = "FILE")]
     api_token_file: Option<PathBuf>,
+    /// Worker threads (and the proxy plane's listening sockets per service); default: the
+    /// CPUs this process may run on (its affinity mask or cgroup quota).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -144,15 +148,24 @@ fn real_main() -> anyhow::Result<()> {
         xdp_mode: rvsd::plane::xdp_mode(&cli.xdp_mode).map_err(anyhow::Error::msg)?,
         api: cli.api,
         api_token_file: cli.api_token_file,
+        workers: workers(cli.workers),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(opts.workers)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime
         .block_on(run(opts))
         .map_err(|e| anyhow::anyhow!("rvsd: {e}"))
+}
+
+/// `--workers`, or the CPUs this process may run on.
+fn workers(flag: Option<u16>) -> usize {
+    flag.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        usize::from,
+    )
 }
 
 /// `rvsd realserver`: prepare, wait for SIGTERM or Ctrl-C, undo.

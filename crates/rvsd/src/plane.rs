@@ -52,13 +52,14 @@ pub fn build(
     kind: PlaneKind,
     interfaces: &[String],
     xdp_mode: Option<rvs_xdp::XdpMode>,
+    workers: usize,
 ) -> Result<Box<dyn DataPlane>, String> {
     match kind {
         PlaneKind::None => Ok(Box::new(NonePlane)),
         PlaneKind::Proxy => {
             let runtime = tokio::runtime::Handle::try_current()
                 .map_err(|_| "the proxy data plane needs the async runtime".to_owned())?;
-            Ok(Box::new(rvs_proxy::ProxyPlane::new(runtime, 2)))
+            Ok(Box::new(rvs_proxy::ProxyPlane::new(runtime, workers.max(1))))
         }
         PlaneKind::Xdp => rvs_xdp::XdpPlane::for_interfaces(interfaces, xdp_mode)
             .map(|p| Box::new(p) as Box<dyn DataPlane>)

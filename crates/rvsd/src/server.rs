@@ -31,6 +31,8 @@ pub struct Options {
     pub api: Option<SocketAddr>,
     /// `--api-token-file`.
     pub api_token_file: Option<PathBuf>,
+    /// `--workers`: the proxy plane's listening sockets per service (one per runtime worker).
+    pub workers: usize,
 }
 
 /// Why rvsd stopped with an error.
@@ -119,7 +121,8 @@ pub async fn run_until(
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let plane =
-        plane::build(opts.dataplane, &opts.interfaces, opts.xdp_mode).map_err(ServeError::Plane)?;
+        plane::build(opts.dataplane, &opts.interfaces, opts.xdp_mode, opts.workers)
+            .map_err(ServeError::Plane)?;
     let store = StateStore::open(&opts.state_dir)?;
     let token = opts
         .api
