@@ -59,7 +59,10 @@ pub fn build(
         PlaneKind::Proxy => {
             let runtime = tokio::runtime::Handle::try_current()
                 .map_err(|_| "the proxy data plane needs the async runtime".to_owned())?;
-            Ok(Box::new(rvs_proxy::ProxyPlane::new(runtime, workers.max(1))))
+            Ok(Box::new(rvs_proxy::ProxyPlane::new(
+                runtime,
+                workers.max(1),
+            )))
         }
         PlaneKind::Xdp => rvs_xdp::XdpPlane::for_interfaces(interfaces, xdp_mode)
             .map(|p| Box::new(p) as Box<dyn DataPlane>)

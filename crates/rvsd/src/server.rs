@@ -120,9 +120,13 @@ pub async fn run_until(
     opts: Options,
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let plane =
-        plane::build(opts.dataplane, &opts.interfaces, opts.xdp_mode, opts.workers)
-            .map_err(ServeError::Plane)?;
+    let plane = plane::build(
+        opts.dataplane,
+        &opts.interfaces,
+        opts.xdp_mode,
+        opts.workers,
+    )
+    .map_err(ServeError::Plane)?;
     let store = StateStore::open(&opts.state_dir)?;
     let token = opts
         .api

@@ -10,29 +10,27 @@ use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use rvs_bpf_abi as abi;
 use rvs_core::{
-    Change, ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DataPlane,
-    DataPlaneError, DestStats, ForwardMethod, Persistence, Protocol, Rates, SchedulerKind,
-    ServiceKey, ServiceStats, Table, Tunnel, TunnelCsum, TunnelKind,
+    Change, ConnectionEntry, DataPlane, DataPlaneError, ForwardMethod, Persistence, ServiceKey,
+    ServiceStats, Table,
 };
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod check;
+mod director;
+mod readout;
+mod tables;
+
+pub use director::DirectorAddr;
+pub(crate) use readout::{monotonic_ns, state_timeout};
 
 const NAME: &str = "xdp";
 /// The kernel's SYN_RECV timeout, seconds.
 const SYN_TIMEOUT: u32 = 60;
 const PROGRAM: &str = "rvs_xdp";
-
-/// The director's own addresses, written into the program's config.
-#[derive(Debug, Clone, Copy)]
-pub struct DirectorAddr {
-    /// The outer source address of IPv4 tunnels.
-    pub tunnel_src: Ipv4Addr,
-    /// The outer source address of IPv6 tunnels, if the director has a global one.
-    pub tunnel_src6: Option<Ipv6Addr>,
-}
 
 /// The xdp plane.
 pub struct XdpPlane {
@@ -72,40 +70,6 @@ fn unsupported(what: String, hint: &str) -> DataPlaneError {
         plane: NAME.to_owned(),
         what,
         hint: hint.to_owned(),
-    }
-}
-
-impl DirectorAddr {
-    /// The first IPv4 address and first global IPv6 address of an interface.
-    ///
-    /// # Errors
-    /// When the interface does not exist or has no IPv4 address.
-    pub fn of_interface(interface: &str) -> Result<Self, DataPlaneError> {
-        let addrs: Vec<_> = nix::ifaddrs::getifaddrs()
-            .map_err(|e| failed("list interface addresses", e))?
-            .filter(|a| a.interface_name == interface)
-            .collect();
-        let tunnel_src6 = addrs.iter().find_map(|a| {
-            let ip = a.address?.as_sockaddr_in6()?.ip();
-            // Not link-local (fe80::/10): a tunnel's outer source must be routable.
-            (ip.segments()[0] & 0xffc0 != 0xfe80 && !ip.is_loopback()).then_some(ip)
-        });
-        let tunnel_src = addrs
-            .iter()
-            .find_map(|a| {
-                a.address
-                    .and_then(|s| s.as_sockaddr_in().map(|sin| sin.ip()))
-            })
-            .ok_or_else(|| {
-                failed(
-                    format!("find an IPv4 address on {interface}"),
-                    "none is configured",
-                )
-            })?;
-        Ok(Self {
-            tunnel_src,
-            tunnel_src6,
-        })
     }
 }
 
@@ -291,75 +255,6 @@ impl XdpPlane {
             .map_err(|e| failed("write rvs_config", e))
     }
 
-    /// The conn table's entries that have not expired, with their age in seconds.
-    fn live_conns(&self) -> Vec<(abi::ConnKey, abi::Conn, u64)> {
-        let Some(map) = self.ebpf.map("rvs_conns") else {
-            return Vec::new();
-        };
-        let Ok(conns) = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map) else {
-            return Vec::new();
-        };
-        let now = monotonic_ns();
-        conns
-            .iter()
-            .filter_map(Result::ok)
-            .filter_map(|(k, v)| {
-                let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
-                let timeout = u64::from(self.timeout_of(v.state));
-                timeout
-                    .checked_sub(age)
-                    .filter(|left| *left > 0)
-                    .map(|left| (k, v, left))
-            })
-            .collect()
-    }
-
-    /// The live persistence templates with their dest and seconds left, read from
-    /// `rvs_templates`, as IPVS lists them: client network with port 0, state NONE.
-    fn live_templates(&self) -> Vec<ConnectionEntry> {
-        let Some(map) = self.ebpf.map("rvs_templates") else {
-            return Vec::new();
-        };
-        let Ok(templates) = BpfHashMap::<_, abi::ConnKey, abi::Tmpl>::try_from(map) else {
-            return Vec::new();
-        };
-        let by_id: HashMap<u32, SocketAddr> =
-            self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
-        let now = monotonic_ns();
-        templates
-            .iter()
-            .filter_map(Result::ok)
-            .filter_map(|(k, v)| {
-                let protocol = protocol_of(k.proto);
-                let vip = SocketAddr::new(addr::from_map(&k.daddr, k.af), u16::from_be(k.dport));
-                let service = self.table.service(&ServiceKey::Inet {
-                    protocol,
-                    addr: vip,
-                })?;
-                let timeout = u64::from(service.config().persistence?.timeout);
-                let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
-                let left = timeout.checked_sub(age).filter(|left| *left > 0)?;
-                Some(ConnectionEntry {
-                    client: SocketAddr::new(addr::from_map(&k.saddr, k.af), 0),
-                    virtual_: ConnVirtual::Addr {
-                        protocol,
-                        addr: vip,
-                    },
-                    dest: *by_id.get(&v.dest)?,
-                    state: ConnState::None,
-                    expires_secs: left,
-                    pe_name: None,
-                    pe_data: None,
-                })
-            })
-            .collect()
-    }
-
-    fn timeout_of(&self, state: u8) -> u32 {
-        state_timeout(&self.config, state)
-    }
-
-    /// Rewrites entry `id` of array map `name` as `change` makes it, if that changes it.
     fn update_entry<V: aya::Pod + PartialEq>(
         &mut self,
         name: &str,
@@ -458,50 +353,8 @@ impl XdpPlane {
             .collect();
         let persistence = service.config().persistence;
         let sched_flags = service.config().sched_flags;
-        let pick = match service.config().scheduler {
-            SchedulerKind::Rr | SchedulerKind::Wrr => abi::PICK_CURSOR,
-            SchedulerKind::Fo => abi::PICK_FO,
-            SchedulerKind::Twos => abi::PICK_TWOS,
-            SchedulerKind::Lblc => abi::PICK_LBLC,
-            SchedulerKind::Mh => abi::PICK_MH,
-            SchedulerKind::Lblcr => abi::PICK_LBLCR,
-            SchedulerKind::Sh if service.config().sched_flags.port() => abi::PICK_SRC_PORT,
-            SchedulerKind::Sh => abi::PICK_SRC,
-            SchedulerKind::Dh => abi::PICK_DST,
-            SchedulerKind::Lc => abi::PICK_LC,
-            SchedulerKind::Wlc => abi::PICK_WLC,
-            SchedulerKind::Sed => abi::PICK_SED,
-            SchedulerKind::Nq => abi::PICK_NQ,
-            SchedulerKind::Ovf => abi::PICK_OVF,
-        };
-        // The core's answers, by address: a cycle of picks, or one answer per bucket.
-        let answers: Vec<Option<SocketAddr>> = match pick {
-            abi::PICK_CURSOR => ring::sequence(service).into_iter().map(Some).collect(),
-            // The scans walk the dests in the kernel's list order.
-            abi::PICK_LC
-            | abi::PICK_WLC
-            | abi::PICK_SED
-            | abi::PICK_NQ
-            | abi::PICK_OVF
-            | abi::PICK_FO
-            | abi::PICK_TWOS
-            | abi::PICK_LBLC
-            | abi::PICK_LBLCR => service
-                .dests()
-                .iter()
-                .take(ring::SIZE)
-                .map(|d| Some(d.addr()))
-                .collect(),
-            // The kernel's mh table, by dest address.
-            abi::PICK_MH => rvs_core::sched::mh_table(service.dests())
-                .into_iter()
-                .map(|i| {
-                    i.and_then(|i| service.dests().get(i as usize))
-                        .map(|d| d.addr())
-                })
-                .collect(),
-            _ => ring::buckets(service),
-        };
+        let pick = tables::pick_mode(service);
+        let answers = tables::answers(service, pick);
         let id = match self.service_ids.get(&key) {
             Some(id) => *id,
             None => {
@@ -537,29 +390,7 @@ impl XdpPlane {
                 );
                 [0; 6]
             });
-            let method = match forward {
-                ForwardMethod::Tunnel(_) => abi::FWD_TUNNEL,
-                ForwardMethod::Masq => abi::FWD_MASQ,
-                ForwardMethod::Route => abi::FWD_ROUTE,
-            };
-            let (tun_type, tun_port) = match forward {
-                ForwardMethod::Tunnel(Tunnel {
-                    kind: TunnelKind::Gue { port },
-                    ..
-                }) => (abi::TUN_GUE, port.to_be()),
-                ForwardMethod::Tunnel(Tunnel {
-                    kind: TunnelKind::Gre,
-                    ..
-                }) => (abi::TUN_GRE, 0),
-                _ => (abi::TUN_IPIP, 0),
-            };
-            let tun_flags = match forward {
-                ForwardMethod::Tunnel(Tunnel {
-                    csum: TunnelCsum::Csum,
-                    ..
-                }) => abi::TUN_CSUM,
-                _ => 0,
-            };
+            let (method, tun_type, tun_port, tun_flags) = tables::forwarding(forward);
             let entry = abi::Dest {
                 addr: addr::to_map(addr.ip()).0,
                 port: addr.port().to_be(),
@@ -666,61 +497,6 @@ impl XdpPlane {
         Ok(())
     }
 
-    /// Whether the program can forward to a real server the way `dest` asks.
-    fn check_dest(
-        &self,
-        service: &ServiceKey,
-        dest: &rvs_core::DestConfig,
-    ) -> Result<(), DataPlaneError> {
-        let ServiceKey::Inet {
-            protocol,
-            addr: vip,
-        } = service
-        else {
-            return Ok(()); // fwmark services are refused on their own
-        };
-        if vip.is_ipv4() != dest.addr.is_ipv4() {
-            return Err(unsupported(
-                format!(
-                    "forward service {service} to real server {} of the other address family",
-                    dest.addr
-                ),
-                "a real server of the service's family",
-            ));
-        }
-        match dest.forward {
-            ForwardMethod::Tunnel(Tunnel {
-                csum: TunnelCsum::RemCsum,
-                ..
-            }) => Err(unsupported(
-                format!(
-                    "tunnel to real server {} with remote checksum offload (--tun-remcsum) yet",
-                    dest.addr
-                ),
-                "--tun-csum or --tun-nocsum",
-            )),
-            ForwardMethod::Tunnel(_) if dest.addr.is_ipv6() && self.config.tunnel_src6 == [0; 4] => {
-                Err(unsupported(
-                    format!(
-                        "tunnel to real server {} without a global IPv6 address on the director's interface",
-                        dest.addr
-                    ),
-                    "add one to the first --interface",
-                ))
-            }
-            ForwardMethod::Masq if *protocol == Protocol::Sctp && dest.addr.port() != vip.port() => {
-                Err(unsupported(
-                    format!(
-                        "masquerade SCTP service {service} to real server {} on another port (SCTP's CRC32c covers the port)",
-                        dest.addr
-                    ),
-                    "the service's own port on the real server",
-                ))
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Zeroes the traffic counters and rates of these dest indexes (and their services' rates).
     fn zero_stats(&mut self, ids: &[u32]) -> Result<(), DataPlaneError> {
         let cpus = aya::util::nr_cpus().map_err(|(what, e)| failed(what, e))?;
@@ -742,19 +518,6 @@ impl XdpPlane {
         }
         Ok(())
     }
-
-    /// A dest's traffic counters, summed over CPUs.
-    fn dest_counters(&self, id: u32) -> Counters {
-        let Some(map) = self.ebpf.map("rvs_stats") else {
-            return Counters::default();
-        };
-        let Ok(per_cpu) = PerCpuArray::<_, abi::Stat>::try_from(map) else {
-            return Counters::default();
-        };
-        per_cpu
-            .get(&id, 0)
-            .map_or_else(|_| Counters::default(), |v| crate::rates::counters_of(&v))
-    }
 }
 
 impl DataPlane for XdpPlane {
@@ -763,49 +526,7 @@ impl DataPlane for XdpPlane {
     }
 
     fn check(&self, changes: &[Change]) -> Result<(), DataPlaneError> {
-        // Dests each service would hold: a ring (and a scan) covers at most RING_SIZE.
-        let mut added: HashMap<ServiceKey, usize> = HashMap::new();
-        for c in changes {
-            if let Change::DestAdded { service, .. } = c {
-                let n = added
-                    .entry(*service)
-                    .or_insert_with(|| self.table.service(service).map_or(0, |s| s.dests().len()));
-                *n += 1;
-                if *n > ring::SIZE {
-                    return Err(unsupported(
-                        format!(
-                            "give service {service} more than {} real servers",
-                            ring::SIZE
-                        ),
-                        "another virtual service, or --dataplane proxy",
-                    ));
-                }
-            }
-        }
-        for c in changes {
-            match c {
-                Change::ServiceAdded(s) | Change::ServiceEdited(s) => match s.key {
-                    ServiceKey::Inet { addr, .. } if addr.port() != 0 => {}
-                    ServiceKey::FwMark { mark, .. } => {
-                        return Err(unsupported(
-                            format!("serve firewall-mark service FWM {mark} yet"),
-                            "an address service",
-                        ))
-                    }
-                    other => {
-                        return Err(unsupported(
-                            format!("serve {other} on every port (port 0)"),
-                            "a service on one port, or --dataplane proxy",
-                        ))
-                    }
-                },
-                Change::DestAdded { service, dest } | Change::DestEdited { service, dest } => {
-                    self.check_dest(service, dest)?;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        self.check_changes(changes)
     }
 
     fn apply(&mut self, changes: &[Change]) -> Result<(), DataPlaneError> {
@@ -862,117 +583,10 @@ impl DataPlane for XdpPlane {
     }
 
     fn stats(&self) -> Vec<ServiceStats> {
-        let mut counts: HashMap<u32, ConnCounts> = HashMap::new();
-        for (_, v, _) in self.live_conns() {
-            let c = counts.entry(v.dest).or_default();
-            if v.state == abi::state::ESTABLISHED {
-                c.active += 1;
-            } else {
-                c.inactive += 1;
-            }
-        }
-        let book = self.rates.lock().ok();
-        let rates_of = |f: &dyn Fn(&crate::rates::RateBook) -> Rates| {
-            book.as_deref().map(f).unwrap_or_default()
-        };
-        self.table
-            .services()
-            .map(|s| {
-                let dests: Vec<DestStats> = s
-                    .dests()
-                    .iter()
-                    .map(|d| {
-                        let id = self.dest_ids.get(&(s.key(), d.addr())).copied();
-                        DestStats {
-                            addr: d.addr(),
-                            conns: id
-                                .and_then(|id| counts.get(&id))
-                                .copied()
-                                .unwrap_or_default(),
-                            counters: id.map(|id| self.dest_counters(id)).unwrap_or_default(),
-                            rates: id.map(|id| rates_of(&|b| b.dest(id))).unwrap_or_default(),
-                        }
-                    })
-                    .collect();
-                let mut total = Counters::default();
-                for d in &dests {
-                    total += d.counters;
-                }
-                let id = self.service_ids.get(&s.key()).copied();
-                ServiceStats {
-                    service: s.key(),
-                    counters: total,
-                    rates: id
-                        .map(|id| rates_of(&|b| b.service(id)))
-                        .unwrap_or_default(),
-                    dests,
-                }
-            })
-            .collect()
+        self.read_stats()
     }
 
     fn connections(&self) -> Vec<ConnectionEntry> {
-        let by_id: HashMap<u32, SocketAddr> =
-            self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
-        let mut entries: Vec<ConnectionEntry> = self
-            .live_conns()
-            .into_iter()
-            .filter_map(|(k, v, expires_secs)| {
-                Some(ConnectionEntry {
-                    client: SocketAddr::new(addr::from_map(&k.saddr, k.af), u16::from_be(k.sport)),
-                    virtual_: ConnVirtual::Addr {
-                        protocol: protocol_of(k.proto),
-                        addr: SocketAddr::new(
-                            addr::from_map(&k.daddr, k.af),
-                            u16::from_be(k.dport),
-                        ),
-                    },
-                    dest: *by_id.get(&v.dest)?,
-                    state: match v.state {
-                        abi::state::SYN_RECV => ConnState::SynRecv,
-                        abi::state::ESTABLISHED => ConnState::Established,
-                        abi::state::FIN_WAIT => ConnState::FinWait,
-                        abi::state::CLOSE => ConnState::Close,
-                        abi::state::UDP => ConnState::Udp,
-                        _ => ConnState::None,
-                    },
-                    expires_secs,
-                    pe_name: None,
-                    pe_data: None,
-                })
-            })
-            .collect();
-        entries.extend(self.live_templates());
-        entries
-    }
-}
-
-/// The idle timeout of a connection state in seconds, as the program applies it.
-pub(crate) const fn state_timeout(config: &abi::Config, state: u8) -> u32 {
-    match state {
-        abi::state::ESTABLISHED => config.tcp_timeout,
-        abi::state::UDP => config.udp_timeout,
-        abi::state::CLOSE => 10,
-        abi::state::FIN_WAIT => config.tcpfin_timeout,
-        _ => config.syn_timeout,
-    }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds, the clock of the program's timestamps.
-pub(crate) fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| {
-            u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
-                + u64::try_from(t.tv_nsec()).unwrap_or(0)
-        })
-        .unwrap_or(0)
-}
-
-/// The protocol of a map key (the program keys TCP, UDP and SCTP).
-fn protocol_of(proto: u8) -> Protocol {
-    match proto {
-        6 => Protocol::Tcp,
-        132 => Protocol::Sctp,
-        _ => Protocol::Udp,
+        self.read_connections()
     }
 }

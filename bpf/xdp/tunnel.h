@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Tunnels: IP-in-IP, IPv6-in-IPv6, GUE and GRE encapsulation, with checksums from the inner packet. */
+#ifndef RVS_XDP_TUNNEL_H
+#define RVS_XDP_TUNNEL_H
+
+/* What a tunnel needs of the packet it wraps. */
+struct inner {
+	__u16 len;        /* the whole inner packet */
+	__u8 tos;         /* IPv4's TOS */
+	__u8 sum_known;   /* whether `sum` is known */
+	__u32 first_word; /* IPv6's version, traffic class and flow label */
+	__u32 sum;        /* the inner packet's one's-complement sum, unfolded */
+};
+
+/* The inner packet of a tunnel. Its sum (for --tun-csum) is known without reading the payload
+ * when its TCP or UDP checksum is complete: the segment then sums to the complement of its
+ * pseudo-header (the kernel's local checksum offload relies on the same), and a valid IPv4
+ * header sums to zero. SCTP and checksum-less UDP leave it unknown. */
+static __always_inline void inner_of(const struct l3 *h, const struct rvs_conn_key *ck, __u16 *ports,
+				     void *data_end, struct inner *in)
+{
+	__u16 l4len;
+	__u32 hsum = 0;
+	if (h->ip) {
+		in->len = bpf_ntohs(h->ip->tot_len);
+		in->tos = h->ip->tos;
+		l4len = in->len - sizeof(struct iphdr);
+	} else if (h->ip6) {
+		__u32 *w = (__u32 *)h->ip6;
+		in->first_word = w[0];
+		l4len = bpf_ntohs(h->ip6->payload_len);
+		in->len = l4len + sizeof(struct ipv6hdr);
+		hsum = sum_word(sum_word(0, w[0]), w[1]);
+		hsum = sum_addr(sum_addr(hsum, RVS_AF_INET6, ck->saddr), RVS_AF_INET6, ck->daddr);
+	} else {
+		return;
+	}
+	int full = ck->proto == IPPROTO_TCP;
+	if (ck->proto == IPPROTO_UDP && (void *)(ports + 4) <= data_end && ports[3])
+		full = 1;
+	if (!full)
+		return;
+	__u32 pseudo = pseudo_sum(ck->af, ck->saddr, ck->daddr, ck->proto, l4len);
+	in->sum = hsum + csum_fold(pseudo); /* the complement of the pseudo-header's sum */
+	in->sum_known = 1;
+}
+
+/* GUE's header (draft-ietf-intarea-gue): version 0, no control, no options. */
+struct gue_hdr {
+	__u8 hlen_ctl_ver;
+	__u8 proto_ctype;
+	__u16 flags;
+};
+
+/* Wraps the packet for a tunnel dest: an outer IPv4 or IPv6 header from the director to the
+ * real server (IP-in-IP, IPv6-in-IPv6), with GUE's UDP + GUE headers, or a GRE header, after
+ * it; with --tun-csum, the UDP or GRE checksum (left out where the inner sum is unknown: a
+ * zero UDP checksum, a GRE header without one). */
+static __always_inline int encap(struct xdp_md *ctx, const struct rvs_dest *d, const struct rvs_config *cfg,
+				 const struct hop *hop, __u8 af, const struct inner *in, __u16 sport)
+{
+	int csum = (d->tun_flags & RVS_TUN_CSUM) && in->sum_known;
+	int extra = 0;
+	__u8 next = af == RVS_AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+	if (d->tun_type == RVS_TUN_GUE) {
+		extra = sizeof(struct udphdr) + sizeof(struct gue_hdr);
+		next = IPPROTO_UDP;
+	} else if (d->tun_type == RVS_TUN_GRE) {
+		extra = csum ? 8 : 4;
+		next = IPPROTO_GRE;
+	}
+	int l3 = af == RVS_AF_INET6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
+	__u16 payload = extra + in->len;
+	if (bpf_xdp_adjust_head(ctx, 0 - (l3 + extra)))
+		return XDP_DROP;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	set_macs(eth, hop);
+	void *x;
+	const __u32 *src;
+	if (af == RVS_AF_INET6) {
+		struct ipv6hdr *o = (void *)(eth + 1);
+		if ((void *)(o + 1) > data_end)
+			return XDP_DROP;
+		eth->h_proto = bpf_htons(ETH_P_IPV6);
+		*(__u32 *)o = in->first_word;
+		o->payload_len = bpf_htons(payload);
+		o->nexthdr = next;
+		o->hop_limit = 64;
+		__builtin_memcpy(&o->saddr, cfg->tunnel_src6, sizeof(o->saddr));
+		__builtin_memcpy(&o->daddr, d->addr, sizeof(o->daddr));
+		src = cfg->tunnel_src6;
+		x = o + 1;
+	} else {
+		struct iphdr *o = (void *)(eth + 1);
+		if ((void *)(o + 1) > data_end)
+			return XDP_DROP;
+		eth->h_proto = bpf_htons(ETH_P_IP);
+		o->version = 4;
+		o->ihl = 5;
+		o->tos = in->tos;
+		o->tot_len = bpf_htons(payload + sizeof(struct iphdr));
+		o->id = 0;
+		o->frag_off = 0;
+		o->ttl = 64;
+		o->protocol = next;
+		o->check = 0;
+		o->saddr = cfg->tunnel_src;
+		o->daddr = d->addr[0];
+		o->check = ipv4_csum(o);
+		src = &cfg->tunnel_src;
+		x = o + 1;
+	}
+	if (d->tun_type == RVS_TUN_GUE) {
+		struct udphdr *u = x;
+		struct gue_hdr *g = (void *)(u + 1);
+		if ((void *)(g + 1) > data_end)
+			return XDP_DROP;
+		u->source = sport;
+		u->dest = d->tun_port;
+		u->len = bpf_htons(payload);
+		u->check = 0;
+		g->hlen_ctl_ver = 0;
+		g->proto_ctype = af == RVS_AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+		g->flags = 0;
+		if (csum) {
+			__u32 s = pseudo_sum(af, src, d->addr, IPPROTO_UDP, payload);
+			s = sum_word(sum_word(s, *(__u32 *)u), u->len);
+			s = sum_word(s, *(__u32 *)g) + in->sum;
+			__u16 c = csum_fold(s);
+			u->check = c ? c : 0xffff;
+		}
+	} else if (d->tun_type == RVS_TUN_GRE) {
+		__u16 *g = x;
+		if ((void *)(g + 2) > data_end)
+			return XDP_DROP;
+		g[0] = csum ? bpf_htons(0x8000) : 0;
+		g[1] = bpf_htons(af == RVS_AF_INET6 ? ETH_P_IPV6 : ETH_P_IP);
+		if (csum) {
+			if ((void *)(g + 4) > data_end)
+				return XDP_DROP;
+			g[2] = 0;
+			g[3] = 0;
+			g[2] = csum_fold((__u32)g[0] + g[1] + in->sum);
+		}
+	}
+	return send(ctx, hop);
+}
+
+#endif

@@ -1,0 +1,213 @@
+//! What the plane reads back from the program's maps: live connections and templates (`-Lc`),
+//! counters and rates (`--stats`, `--rate`), ActiveConn/InActConn.
+
+use super::XdpPlane;
+use crate::addr;
+use aya::maps::{HashMap as BpfHashMap, PerCpuArray};
+use rvs_bpf_abi as abi;
+use rvs_core::{
+    ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DestStats, Protocol, Rates,
+    ServiceKey, ServiceStats,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+impl XdpPlane {
+    /// The conn table's entries that have not expired, with their age in seconds.
+    fn live_conns(&self) -> Vec<(abi::ConnKey, abi::Conn, u64)> {
+        let Some(map) = self.ebpf.map("rvs_conns") else {
+            return Vec::new();
+        };
+        let Ok(conns) = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map) else {
+            return Vec::new();
+        };
+        let now = monotonic_ns();
+        conns
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(k, v)| {
+                let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
+                let timeout = u64::from(self.timeout_of(v.state));
+                timeout
+                    .checked_sub(age)
+                    .filter(|left| *left > 0)
+                    .map(|left| (k, v, left))
+            })
+            .collect()
+    }
+
+    /// The live persistence templates with their dest and seconds left, read from
+    /// `rvs_templates`, as IPVS lists them: client network with port 0, state NONE.
+    fn live_templates(&self) -> Vec<ConnectionEntry> {
+        let Some(map) = self.ebpf.map("rvs_templates") else {
+            return Vec::new();
+        };
+        let Ok(templates) = BpfHashMap::<_, abi::ConnKey, abi::Tmpl>::try_from(map) else {
+            return Vec::new();
+        };
+        let by_id: HashMap<u32, SocketAddr> =
+            self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
+        let now = monotonic_ns();
+        templates
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(k, v)| {
+                let protocol = protocol_of(k.proto);
+                let vip = SocketAddr::new(addr::from_map(&k.daddr, k.af), u16::from_be(k.dport));
+                let service = self.table.service(&ServiceKey::Inet {
+                    protocol,
+                    addr: vip,
+                })?;
+                let timeout = u64::from(service.config().persistence?.timeout);
+                let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
+                let left = timeout.checked_sub(age).filter(|left| *left > 0)?;
+                Some(ConnectionEntry {
+                    client: SocketAddr::new(addr::from_map(&k.saddr, k.af), 0),
+                    virtual_: ConnVirtual::Addr {
+                        protocol,
+                        addr: vip,
+                    },
+                    dest: *by_id.get(&v.dest)?,
+                    state: ConnState::None,
+                    expires_secs: left,
+                    pe_name: None,
+                    pe_data: None,
+                })
+            })
+            .collect()
+    }
+
+    fn timeout_of(&self, state: u8) -> u32 {
+        state_timeout(&self.config, state)
+    }
+
+    /// A dest's traffic counters, summed over CPUs.
+    fn dest_counters(&self, id: u32) -> Counters {
+        let Some(map) = self.ebpf.map("rvs_stats") else {
+            return Counters::default();
+        };
+        let Ok(per_cpu) = PerCpuArray::<_, abi::Stat>::try_from(map) else {
+            return Counters::default();
+        };
+        per_cpu
+            .get(&id, 0)
+            .map_or_else(|_| Counters::default(), |v| crate::rates::counters_of(&v))
+    }
+
+    /// Counters, rates and connection counts of every service and dest.
+    pub(super) fn read_stats(&self) -> Vec<ServiceStats> {
+        let mut counts: HashMap<u32, ConnCounts> = HashMap::new();
+        for (_, v, _) in self.live_conns() {
+            let c = counts.entry(v.dest).or_default();
+            if v.state == abi::state::ESTABLISHED {
+                c.active += 1;
+            } else {
+                c.inactive += 1;
+            }
+        }
+        let book = self.rates.lock().ok();
+        let rates_of = |f: &dyn Fn(&crate::rates::RateBook) -> Rates| {
+            book.as_deref().map(f).unwrap_or_default()
+        };
+        self.table
+            .services()
+            .map(|s| {
+                let dests: Vec<DestStats> = s
+                    .dests()
+                    .iter()
+                    .map(|d| {
+                        let id = self.dest_ids.get(&(s.key(), d.addr())).copied();
+                        DestStats {
+                            addr: d.addr(),
+                            conns: id
+                                .and_then(|id| counts.get(&id))
+                                .copied()
+                                .unwrap_or_default(),
+                            counters: id.map(|id| self.dest_counters(id)).unwrap_or_default(),
+                            rates: id.map(|id| rates_of(&|b| b.dest(id))).unwrap_or_default(),
+                        }
+                    })
+                    .collect();
+                let mut total = Counters::default();
+                for d in &dests {
+                    total += d.counters;
+                }
+                let id = self.service_ids.get(&s.key()).copied();
+                ServiceStats {
+                    service: s.key(),
+                    counters: total,
+                    rates: id
+                        .map(|id| rates_of(&|b| b.service(id)))
+                        .unwrap_or_default(),
+                    dests,
+                }
+            })
+            .collect()
+    }
+
+    /// The live connections and persistence templates.
+    pub(super) fn read_connections(&self) -> Vec<ConnectionEntry> {
+        let by_id: HashMap<u32, SocketAddr> =
+            self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
+        let mut entries: Vec<ConnectionEntry> = self
+            .live_conns()
+            .into_iter()
+            .filter_map(|(k, v, expires_secs)| {
+                Some(ConnectionEntry {
+                    client: SocketAddr::new(addr::from_map(&k.saddr, k.af), u16::from_be(k.sport)),
+                    virtual_: ConnVirtual::Addr {
+                        protocol: protocol_of(k.proto),
+                        addr: SocketAddr::new(
+                            addr::from_map(&k.daddr, k.af),
+                            u16::from_be(k.dport),
+                        ),
+                    },
+                    dest: *by_id.get(&v.dest)?,
+                    state: match v.state {
+                        abi::state::SYN_RECV => ConnState::SynRecv,
+                        abi::state::ESTABLISHED => ConnState::Established,
+                        abi::state::FIN_WAIT => ConnState::FinWait,
+                        abi::state::CLOSE => ConnState::Close,
+                        abi::state::UDP => ConnState::Udp,
+                        _ => ConnState::None,
+                    },
+                    expires_secs,
+                    pe_name: None,
+                    pe_data: None,
+                })
+            })
+            .collect();
+        entries.extend(self.live_templates());
+        entries
+    }
+}
+
+/// The idle timeout of a connection state in seconds, as the program applies it.
+pub(crate) const fn state_timeout(config: &abi::Config, state: u8) -> u32 {
+    match state {
+        abi::state::ESTABLISHED => config.tcp_timeout,
+        abi::state::UDP => config.udp_timeout,
+        abi::state::CLOSE => 10,
+        abi::state::FIN_WAIT => config.tcpfin_timeout,
+        _ => config.syn_timeout,
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock of the program's timestamps.
+pub(crate) fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| {
+            u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
+                + u64::try_from(t.tv_nsec()).unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// The protocol of a map key (the program keys TCP, UDP and SCTP).
+fn protocol_of(proto: u8) -> Protocol {
+    match proto {
+        6 => Protocol::Tcp,
+        132 => Protocol::Sctp,
+        _ => Protocol::Udp,
+    }
+}
