@@ -432,16 +432,7 @@ impl XdpPlane {
                 .unwrap_or(0)
         };
         let (slots, len) = match pick {
-            abi::PICK_CURSOR
-            | abi::PICK_LC
-            | abi::PICK_WLC
-            | abi::PICK_SED
-            | abi::PICK_NQ
-            | abi::PICK_OVF
-            | abi::PICK_FO
-            | abi::PICK_TWOS
-            | abi::PICK_LBLC
-            | abi::PICK_LBLCR => {
+            p if p == abi::PICK_CURSOR || tables::scans(p) => {
                 let mut slots: Vec<u32> = answers.iter().map(slot_of).collect();
                 let len = u16::try_from(slots.len()).unwrap_or(0);
                 slots.resize(ring::SIZE, 0);

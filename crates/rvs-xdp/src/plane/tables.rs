@@ -26,6 +26,22 @@ pub(super) fn pick_mode(service: &Service) -> u16 {
     }
 }
 
+/// Whether a pick mode scans the dests listed in the ring (in the kernel's list order).
+pub(super) const fn scans(pick: u16) -> bool {
+    matches!(
+        pick,
+        abi::PICK_LC
+            | abi::PICK_WLC
+            | abi::PICK_SED
+            | abi::PICK_NQ
+            | abi::PICK_OVF
+            | abi::PICK_FO
+            | abi::PICK_TWOS
+            | abi::PICK_LBLC
+            | abi::PICK_LBLCR
+    )
+}
+
 /// The core's answers the program's tables hold, by address: a cycle of picks (rr, wrr), the
 /// dests in the kernel's list order (the scans), the mh table, or one answer per bucket (sh,
 /// dh).
@@ -33,15 +49,7 @@ pub(super) fn answers(service: &Service, pick: u16) -> Vec<Option<SocketAddr>> {
     match pick {
         abi::PICK_CURSOR => ring::sequence(service).into_iter().map(Some).collect(),
         // The scans walk the dests in the kernel's list order.
-        abi::PICK_LC
-        | abi::PICK_WLC
-        | abi::PICK_SED
-        | abi::PICK_NQ
-        | abi::PICK_OVF
-        | abi::PICK_FO
-        | abi::PICK_TWOS
-        | abi::PICK_LBLC
-        | abi::PICK_LBLCR => service
+        p if scans(p) => service
             .dests()
             .iter()
             .take(ring::SIZE)
