@@ -281,3 +281,108 @@ impl rvs_xdp::neighbors::Neighbors for NoNeighbors {
         None
     }
 }
+
+/// A TCP frame of `ip_len` bytes of IP (IPv4 with the don't-fragment flag as asked, or IPv6).
+fn big_frame(from: SocketAddr, to: SocketAddr, ip_len: usize, df: bool) -> Vec<u8> {
+    let mut f = tcp_frame(from, to, 0x10);
+    let header = if from.is_ipv4() { 20 } else { 40 };
+    f.resize(14 + ip_len, 0x5a);
+    if from.is_ipv4() {
+        f[16..18].copy_from_slice(&u16::try_from(ip_len).unwrap().to_be_bytes());
+        f[20] = if df { 0x40 } else { 0 };
+        f[24..26].fill(0);
+        let c = checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+    } else {
+        f[18..20].copy_from_slice(&u16::try_from(ip_len - header).unwrap().to_be_bytes());
+    }
+    f
+}
+
+#[test]
+fn packets_a_tunnel_cannot_carry_get_the_icmp_error_ipvs_sends() {
+    if !can_run() {
+        return;
+    }
+    let ns = lab("mtu");
+    let director = rvs_xdp::DirectorAddr {
+        tunnel_src: "198.18.5.1".parse().unwrap(),
+        tunnel_src6: Some("2001:db8:5::1".parse().unwrap()),
+    };
+    let mut p = rvs_xdp::XdpPlane::load(director, Box::new(NoNeighbors)).unwrap();
+    let ipip = ForwardMethod::Tunnel(rvs_core::Tunnel::IPIP);
+    let gue = ForwardMethod::Tunnel(rvs_core::Tunnel {
+        kind: rvs_core::TunnelKind::Gue { port: 6080 },
+        csum: rvs_core::TunnelCsum::NoCsum,
+    });
+    add(&mut p, "198.18.0.1:80", "198.18.5.20:80", ipip);
+    add(&mut p, "198.18.0.1:81", "198.18.5.20:81", gue);
+    add(&mut p, "[2001:db8::1]:80", "[2001:db8:5::20]:80", ipip);
+    // Fits: tunnelled and redirected to d0 (MTU 1500).
+    let small = big_frame(sa("198.18.6.9:5000"), sa("198.18.0.1:80"), 1480, true);
+    let (verdict, out) = run(&mut p, &small);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(out.len(), small.len() + 20);
+    // Too big with DF: "fragmentation needed" to the client from the VIP, MTU 1500 - 20.
+    for (port, overhead) in [(80u16, 20u16), (81, 32)] {
+        let input = big_frame(
+            sa("198.18.6.9:5001"),
+            SocketAddr::from(([198, 18, 0, 1], port)),
+            1500,
+            true,
+        );
+        let (verdict, out) = run(&mut p, &input);
+        assert_eq!(verdict, common::XDP_TX, "back to the client");
+        assert_eq!(out.len(), 14 + 20 + 8 + 28);
+        assert_eq!(&out[0..6], &input[6..12], "to the client's MAC");
+        assert_eq!(&out[6..12], &input[0..6]);
+        assert_eq!(checksum(&out[14..34]), 0, "the IP header verifies");
+        assert_eq!(out[23], 1, "ICMP");
+        assert_eq!(&out[26..30], &[198, 18, 0, 1], "from the VIP");
+        assert_eq!(&out[30..34], &[198, 18, 6, 9], "to the client");
+        assert_eq!(
+            &out[34..36],
+            &[3, 4],
+            "destination unreachable, fragmentation needed"
+        );
+        assert_eq!(
+            u16::from_be_bytes([out[40], out[41]]),
+            1500 - overhead,
+            "the MTU left"
+        );
+        assert_eq!(checksum(&out[34..]), 0, "the ICMP checksum verifies");
+        assert_eq!(
+            &out[42..],
+            &input[14..42],
+            "the packet's headers are quoted"
+        );
+    }
+    // Too big without DF: IPVS would fragment the outer packet; rvs drops it.
+    let input = big_frame(sa("198.18.6.9:5002"), sa("198.18.0.1:80"), 1500, false);
+    assert_eq!(run(&mut p, &input).0, XDP_DROP);
+    // IPv6: "packet too big", MTU 1500 - 40.
+    let input = big_frame(
+        sa("[2001:db8:6::9]:5003"),
+        sa("[2001:db8::1]:80"),
+        1500,
+        true,
+    );
+    let (verdict, out) = run(&mut p, &input);
+    assert_eq!(verdict, common::XDP_TX);
+    assert_eq!(out.len(), 14 + 40 + 8 + 48);
+    assert_eq!(out[20], 58, "ICMPv6");
+    assert_eq!(&out[22..38], &input[38..54], "from the VIP");
+    assert_eq!(&out[38..54], &input[22..38], "to the client");
+    assert_eq!((out[54], out[55]), (2, 0), "packet too big");
+    assert_eq!(
+        u32::from_be_bytes([out[58], out[59], out[60], out[61]]),
+        1460
+    );
+    let mut pseudo = out[22..54].to_vec();
+    pseudo.extend_from_slice(&56u32.to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(&out[54..]);
+    assert_eq!(checksum(&pseudo), 0, "the ICMPv6 checksum verifies");
+    assert_eq!(&out[62..], &input[14..62]);
+    drop(ns);
+}
