@@ -1,5 +1,6 @@
 //! Listening sockets: SO_REUSEPORT so each worker has its own, IP_FREEBIND so a VIP can be
-//! configured before the address is up (as IPVS accepts it), non-blocking for tokio.
+//! configured before the address is up (as IPVS accepts it), non-blocking for tokio; TCP ones
+//! with TCP_NODELAY for the connections they accept.
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
@@ -26,6 +27,9 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
 /// The system's refusal (address in use by a non-reuseport socket, privileged port, ...).
 pub fn tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let s = socket(addr, Type::STREAM, Protocol::TCP)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener (Linux copies it with the socket),
+    // which saves a setsockopt per connection.
+    s.set_nodelay(true)?;
     s.listen(1024)?;
     Ok(s.into())
 }
@@ -36,4 +40,16 @@ pub fn tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// The system's refusal.
 pub fn udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket(addr, Type::DGRAM, Protocol::UDP)?.into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn accepted_connections_have_nodelay_from_the_listener() {
+        let l = super::tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        l.set_nonblocking(false).unwrap();
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
 }

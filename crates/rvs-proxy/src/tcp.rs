@@ -87,7 +87,7 @@ async fn handle(
     client: TcpStream,
     peer: SocketAddr,
 ) {
-    let _ = client.set_nodelay(true);
+    // TCP_NODELAY comes from the listener (listen.rs).
     let flow = Flow {
         client: peer,
         local: vip,
