@@ -69,6 +69,17 @@ static __always_inline int tunnel_overhead(const struct rvs_dest *d, __u8 af, in
 #define QUOTE4 (sizeof(struct iphdr) + 8)
 #define QUOTE6 (sizeof(struct ipv6hdr) + 8)
 
+/* Addresses a reply to where the frame `old` (its Ethernet header, possibly overlapping) came
+ * from. */
+static __always_inline void reply_macs(struct ethhdr *eth, const struct ethhdr *old)
+{
+	__u8 macs[2 * ETH_ALEN];
+	__builtin_memcpy(macs, old->h_source, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, old->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, macs, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, macs + ETH_ALEN, ETH_ALEN);
+}
+
 /* Turns the frame into an ICMP "fragmentation needed" (IPv4) or ICMPv6 "packet too big" error
  * from the VIP back to the client, quoting the packet's IP header and the 8 bytes after it and
  * giving `mtu`: what IPVS sends when a tunnel's headers would not fit (the client's path MTU
@@ -100,11 +111,7 @@ static __always_inline int too_big(struct xdp_md *ctx, __u8 af, __u32 mtu)
 		struct ipv6hdr *orig = (void *)(icmp + 8);
 		if ((void *)(orig + 1) + 8 > data_end)
 			return XDP_DROP;
-		__u8 macs[2 * ETH_ALEN];
-		__builtin_memcpy(macs, old->h_source, ETH_ALEN);
-		__builtin_memcpy(macs + ETH_ALEN, old->h_dest, ETH_ALEN);
-		__builtin_memcpy(eth->h_dest, macs, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, macs + ETH_ALEN, ETH_ALEN);
+		reply_macs(eth, old);
 		eth->h_proto = bpf_htons(ETH_P_IPV6);
 		*(__u32 *)ip6 = bpf_htonl(0x60000000);
 		ip6->payload_len = bpf_htons(8 + QUOTE6);
@@ -131,11 +138,7 @@ static __always_inline int too_big(struct xdp_md *ctx, __u8 af, __u32 mtu)
 	struct iphdr *orig = (void *)(icmp + 8);
 	if ((void *)(orig + 1) + 8 > data_end)
 		return XDP_DROP;
-	__u8 macs[2 * ETH_ALEN];
-	__builtin_memcpy(macs, old->h_source, ETH_ALEN);
-	__builtin_memcpy(macs + ETH_ALEN, old->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, macs, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, macs + ETH_ALEN, ETH_ALEN);
+	reply_macs(eth, old);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	__u32 client = orig->saddr, vip = orig->daddr;
 	ip->version = 4;

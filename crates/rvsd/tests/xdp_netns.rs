@@ -221,6 +221,27 @@ impl Lab {
         lab
     }
 
+    /// Moves the real servers to 198.18.1.11-13/24, routed through the director (198.18.1.1),
+    /// as NAT needs them.
+    fn real_servers_behind_the_director(&self) {
+        for (i, rs) in RS.iter().enumerate() {
+            let ns = self.ns(rs);
+            let addr = format!("198.18.1.{}/24", 11 + i);
+            sh(&["ip", "-n", &ns, "addr", "flush", "dev", "eth0"]);
+            sh(&["ip", "-n", &ns, "addr", "add", &addr, "dev", "eth0"]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                "198.18.1.1",
+            ]);
+        }
+    }
+
     /// Starts a process in a namespace, its output to `log`; it is killed (by its PID) when the
     /// lab drops.
     fn spawn(&mut self, ns: &str, args: &[&str], log: &std::path::Path) {
@@ -590,34 +611,7 @@ fn nat_through_xdp_rewrites_both_ways_for_real_servers_behind_the_director() {
         "dev",
         "eth0",
     ]);
-    for (rs, addr) in [
-        ("rs1", "198.18.1.11"),
-        ("rs2", "198.18.1.12"),
-        ("rs3", "198.18.1.13"),
-    ] {
-        let ns = lab.ns(rs);
-        sh(&["ip", "-n", &ns, "addr", "flush", "dev", "eth0"]);
-        sh(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "dev",
-            "eth0",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &ns,
-            "route",
-            "add",
-            "default",
-            "via",
-            "198.18.1.1",
-        ]);
-    }
+    lab.real_servers_behind_the_director();
     let tmp = tempfile::tempdir().unwrap();
     scenario(
         &mut lab,
@@ -667,11 +661,7 @@ fn nat_between_two_interfaces_takes_next_hops_from_the_fib() {
         "-qw",
         "net.ipv4.ip_forward=1",
     ]);
-    for (rs, addr) in [
-        ("rs1", "198.18.1.11"),
-        ("rs2", "198.18.1.12"),
-        ("rs3", "198.18.1.13"),
-    ] {
+    for rs in RS {
         let ns = lab.ns(rs);
         sh(&[
             "ip",
@@ -683,33 +673,13 @@ fn nat_between_two_interfaces_takes_next_hops_from_the_fib() {
             "master",
             "br1",
         ]);
-        sh(&["ip", "-n", &ns, "addr", "flush", "dev", "eth0"]);
-        sh(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "dev",
-            "eth0",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &ns,
-            "route",
-            "add",
-            "default",
-            "via",
-            "198.18.1.1",
-        ]);
         // veth hands over 64 KiB TCP segments whole; a generic-mode XDP redirect refuses
         // frames above the egress MTU, as a NIC never delivers them. Real-sized frames, then.
         sh(&[
             "ip", "netns", "exec", &ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off",
         ]);
     }
+    lab.real_servers_behind_the_director();
     lab.director_ifs = vec!["eth0", "eth1"];
     lab.preset_neighbours = false;
     let tmp = tempfile::tempdir().unwrap();
