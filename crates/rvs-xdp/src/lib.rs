@@ -1,13 +1,14 @@
 //! The XDP data plane: BPF programs in C (`bpf/`), compiled by build.rs with clang, loaded and
 //! fed by Rust with aya. It forwards IPv4 and IPv6 TCP, UDP and SCTP services by direct
-//! routing (the frame's destination MAC changes), tunnelling (IP-in-IP, IPv6-in-IPv6) and NAT,
-//! at the driver, without the kernel's stack.
+//! routing (the frame's destination MAC changes), tunnelling (IP-in-IP, IPv6-in-IPv6, GUE,
+//! GRE) and NAT, at the driver, without the kernel's stack; next hops come from the kernel's
+//! FIB, and frames leave by the interface it names.
 //!
 //! What is built so far, and what is not: see `docs/architecture.md`. In short, new flows are
 //! scheduled from tables that Rust fills with the core's answers (rr, wrr, sh, dh, mh), by the
 //! kernel's scans over per-dest connection counts kept by the program (lc, wlc, sed, nq, ovf,
 //! fo, twos, lblc, lblcr); flows stick through an LRU connection table; fwmark services and
-//! tunnels other than IP-in-IP are refused with a message.
+//! remote checksum offload are refused with a message.
 
 #![deny(missing_docs)]
 
