@@ -24,15 +24,8 @@ fn dest() -> DestConfig {
     DestConfig::new("198.18.1.4:8080".parse().unwrap(), ForwardMethod::Masq)
 }
 
-fn counters(p: &rvs_xdp::XdpPlane) -> Counters {
-    p.stats()[0].dests[0].counters
-}
-
-#[test]
-fn nat_counts_both_ways_in_ip_bytes_and_zeroing_starts_over() {
-    if !can_run() {
-        return;
-    }
+/// A plane with one rr service masquerading to one real server.
+fn nat_plane() -> rvs_xdp::XdpPlane {
     let mut p = plane();
     p.apply(&[
         Change::ServiceAdded(ServiceConfig::new(key()).with_scheduler(SchedulerKind::Rr)),
@@ -42,6 +35,19 @@ fn nat_counts_both_ways_in_ip_bytes_and_zeroing_starts_over() {
         },
     ])
     .unwrap();
+    p
+}
+
+fn counters(p: &rvs_xdp::XdpPlane) -> Counters {
+    p.stats()[0].dests[0].counters
+}
+
+#[test]
+fn nat_counts_both_ways_in_ip_bytes_and_zeroing_starts_over() {
+    if !can_run() {
+        return;
+    }
+    let mut p = nat_plane();
     let syn = frame(
         ip("198.18.9.9"),
         ip("198.18.0.1"),
@@ -104,15 +110,7 @@ fn rates_come_from_the_kernels_estimator_over_the_programs_counters() {
     if !can_run() {
         return;
     }
-    let mut p = plane();
-    p.apply(&[
-        Change::ServiceAdded(ServiceConfig::new(key()).with_scheduler(SchedulerKind::Rr)),
-        Change::DestAdded {
-            service: key(),
-            dest: dest(),
-        },
-    ])
-    .unwrap();
+    let mut p = nat_plane();
     let mut sweeper = p.sweeper().unwrap();
     sweeper.sweep().unwrap(); // starts the estimator's clock
     let start = std::time::Instant::now();

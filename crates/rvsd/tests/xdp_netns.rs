@@ -14,6 +14,10 @@ const VIP: &str = "198.18.0.100";
 const VIP6: &str = "2001:db8::100";
 /// The real servers' namespaces.
 const RS: [&str; 3] = ["rs1", "rs2", "rs3"];
+/// Their addresses on the shared bridge, on IPv6, and behind a NAT director.
+const REALS: [&str; 3] = ["198.18.0.11", "198.18.0.12", "198.18.0.13"];
+const REALS6: [&str; 3] = ["2001:db8::11", "2001:db8::12", "2001:db8::13"];
+const REALS_NAT: [&str; 3] = ["198.18.1.11", "198.18.1.12", "198.18.1.13"];
 
 /// `ip:port`, with brackets around IPv6 addresses.
 fn host_port(ip: &str, port: u16) -> String {
@@ -221,12 +225,12 @@ impl Lab {
         lab
     }
 
-    /// Moves the real servers to 198.18.1.11-13/24, routed through the director (198.18.1.1),
+    /// Moves the real servers to REALS_NAT (198.18.1.0/24), routed through the director (198.18.1.1),
     /// as NAT needs them.
     fn real_servers_behind_the_director(&self) {
-        for (i, rs) in RS.iter().enumerate() {
+        for (rs, real) in RS.iter().zip(REALS_NAT) {
             let ns = self.ns(rs);
-            let addr = format!("198.18.1.{}/24", 11 + i);
+            let addr = format!("{real}/24");
             sh(&["ip", "-n", &ns, "addr", "flush", "dev", "eth0"]);
             sh(&["ip", "-n", &ns, "addr", "add", &addr, "dev", "eth0"]);
             sh(&[
@@ -449,12 +453,7 @@ fn direct_routing_through_xdp_serves_http_from_every_real_server() {
     }
     let mut lab = Lab::new("dr", true);
     let tmp = tempfile::tempdir().unwrap();
-    scenario(
-        &mut lab,
-        "-g",
-        ["198.18.0.11", "198.18.0.12", "198.18.0.13"],
-        tmp.path(),
-    );
+    scenario(&mut lab, "-g", REALS, tmp.path());
 }
 
 #[test]
@@ -464,12 +463,7 @@ fn ipv6_direct_routing_through_xdp_serves_http_from_every_real_server() {
     }
     let mut lab = Lab::new6("dr6");
     let tmp = tempfile::tempdir().unwrap();
-    scenario(
-        &mut lab,
-        "-g",
-        ["2001:db8::11", "2001:db8::12", "2001:db8::13"],
-        tmp.path(),
-    );
+    scenario(&mut lab, "-g", REALS6, tmp.path());
     let conns = common::out(&common::ipvsadm_at(
         tmp.path(),
         &tmp.path().join("rvsd.sock"),
@@ -547,13 +541,7 @@ fn tunnelling_through_xdp_reaches_real_servers_prepared_by_rvsd_realserver() {
     }
     let mut lab = Lab::new("tun", false);
     let tmp = tempfile::tempdir().unwrap();
-    tunnelled(
-        &mut lab,
-        "-i",
-        &[],
-        ["198.18.0.11", "198.18.0.12", "198.18.0.13"],
-        tmp.path(),
-    );
+    tunnelled(&mut lab, "-i", &[], REALS, tmp.path());
     assert!(
         !ns_out(&lab.ns("rs1"), &["ip", "addr", "show", "dev", "lo"]).contains(VIP),
         "the VIP left lo after SIGTERM"
@@ -571,7 +559,7 @@ fn gue_tunnelling_through_xdp_reaches_real_servers_on_their_gue_port() {
         &mut lab,
         "-i --tun-type gue --tun-port 6080 --tun-csum",
         &["--gue-port", "6080"],
-        ["198.18.0.11", "198.18.0.12", "198.18.0.13"],
+        REALS,
         tmp.path(),
     );
 }
@@ -584,13 +572,7 @@ fn ipv6_in_ipv6_and_gre_tunnelling_through_xdp_reach_ipv6_real_servers() {
     for (tag, method) in [("ip6ip6", "-i"), ("gre6", "-i --tun-type gre")] {
         let mut lab = Lab::new6(tag);
         let tmp = tempfile::tempdir().unwrap();
-        tunnelled(
-            &mut lab,
-            method,
-            &[],
-            ["2001:db8::11", "2001:db8::12", "2001:db8::13"],
-            tmp.path(),
-        );
+        tunnelled(&mut lab, method, &[], REALS6, tmp.path());
     }
 }
 
@@ -613,12 +595,7 @@ fn nat_through_xdp_rewrites_both_ways_for_real_servers_behind_the_director() {
     ]);
     lab.real_servers_behind_the_director();
     let tmp = tempfile::tempdir().unwrap();
-    scenario(
-        &mut lab,
-        "-m",
-        ["198.18.1.11", "198.18.1.12", "198.18.1.13"],
-        tmp.path(),
-    );
+    scenario(&mut lab, "-m", REALS_NAT, tmp.path());
 }
 
 /// A two-armed NAT director, as the seeds' NAT clusters are built: clients on eth0, the real
@@ -683,12 +660,7 @@ fn nat_between_two_interfaces_takes_next_hops_from_the_fib() {
     lab.director_ifs = vec!["eth0", "eth1"];
     lab.preset_neighbours = false;
     let tmp = tempfile::tempdir().unwrap();
-    scenario(
-        &mut lab,
-        "-m",
-        ["198.18.1.11", "198.18.1.12", "198.18.1.13"],
-        tmp.path(),
-    );
+    scenario(&mut lab, "-m", REALS_NAT, tmp.path());
     let log = std::fs::read_to_string(tmp.path().join("rvsd.log")).unwrap_or_default();
     assert!(
         log.contains("eth1") && log.contains("XDP program attached"),
@@ -763,12 +735,7 @@ fn quiesced_and_removed_real_servers_keep_their_open_flows_and_get_no_new_ones()
     }
     let mut lab = Lab::new("quiesce", true);
     let tmp = tempfile::tempdir().unwrap();
-    scenario(
-        &mut lab,
-        "-g",
-        ["198.18.0.11", "198.18.0.12", "198.18.0.13"],
-        tmp.path(),
-    );
+    scenario(&mut lab, "-g", REALS, tmp.path());
     let socket = tmp.path().join("rvsd.sock");
     let go = tmp.path().join("go");
     let adm = |args: &[&str]| {
@@ -826,12 +793,7 @@ fn a_persistent_service_keeps_a_client_on_one_real_server_until_it_is_removed() 
     }
     let mut lab = Lab::new("persist", true);
     let tmp = tempfile::tempdir().unwrap();
-    scenario(
-        &mut lab,
-        "-g",
-        ["198.18.0.11", "198.18.0.12", "198.18.0.13"],
-        tmp.path(),
-    );
+    scenario(&mut lab, "-g", REALS, tmp.path());
     let socket = tmp.path().join("rvsd.sock");
     let adm = |args: &[&str]| {
         let o = common::ipvsadm_at(tmp.path(), &socket, args, b"");
