@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """XDP plane: packets per second through veth, against a bare XDP_TX program and nftables DNAT.
 
-Two network namespaces joined by a veth pair: `gen` sends UDP frames (trafgen from
-netsniff-ng, 256 flows) to the VIP 198.18.0.1 through the director namespace `dir`, where each
-contender sends them back out the same link towards the real server 198.18.0.20, whose MAC is
-gen's own; gen's side counts what comes back with an XDP_DROP sink (ethtool's
-rx_queue_0_xdp_packets). Contenders, interleaved round by round:
+Two network namespaces joined by a veth pair. In `gen`, a generator of our own
+(crates/rvs-xdp/examples/xdp_gen.rs: XDP live frames, 256 UDP flows) sends frames to the VIP
+198.18.0.1 as fast as one core can; in `dir`, each contender sends them back out the same link
+towards the real server 198.18.0.20, whose MAC is gen's own, where an XDP_DROP sink counts
+them (ethtool's rx_queue_0_xdp_packets). Contenders, interleaved round by round:
 
 - bare: a MAC-swap XDP_TX program (the least an XDP forwarder does: the physical limit here);
 - rvs DR, rvs TUN, rvs NAT: rvsd --dataplane xdp (native mode) with one UDP service, set up
@@ -13,13 +13,19 @@ rx_queue_0_xdp_packets). Contenders, interleaved round by round:
 - nft DNAT: no XDP; the kernel forwards with an nftables `dnat to` rule and conntrack (what
   people use where IPVS is missing).
 
-On veth the generator, both programs and the stack run in the sender's softirq on one core, so
-the rate is that of the whole path; the ratios say what each director costs on top of it.
+Both veth ends poll in threaded NAPI: the director's NAPI thread is alone on CPU 0, so all the
+director's work (receive, program or stack, transmit) runs there and nowhere else; the
+generator and the sink's NAPI thread share CPU 1, the sink at real-time priority so it keeps up.
+Two figures per contender: the rate delivered to the sink, and the director's CPU time per
+packet (the run time of its NAPI thread, from /proc/PID/schedstat, over the frames it
+received), whose inverse is the rate one director core sustains. When the director is not the
+bottleneck (the cheap programs: the generator's core is), the first shows the path's limit and
+only the second separates the contenders.
 
-Root only (namespaces, XDP); installs its Debian packages. Bounded: every trafgen run sends
+Root only (namespaces, XDP); installs its Debian packages. Bounded: every generator run sends
 --packets frames and is killed after 60 s.
 
-Usage: python3 bench/xdp.py [--rounds 5] [--packets 2000000]
+Usage: python3 bench/xdp.py [--rounds 5] [--packets 5000000]
 """
 import argparse
 import os
@@ -34,8 +40,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAG = f"rvsb{os.getpid()}"
 GEN, DIR = f"{TAG}g", f"{TAG}d"
 GEN_MAC, DIR_MAC = "02:00:00:00:00:10", "02:00:00:00:00:01"
-VIP, REAL = "198.18.0.1", "198.18.0.20"
+CLIENT, VIP, REAL = "198.18.0.10", "198.18.0.1", "198.18.0.20"
 CONTENDERS = ["bare", "rvs DR", "rvs TUN", "rvs NAT", "nft DNAT"]
+DIRECTOR_CPU, GENERATOR_CPU = 0, 1
+GENERATOR = f"{ROOT}/target/release/examples/xdp_gen"
 
 
 def sh(*args, **kw):
@@ -47,8 +55,9 @@ def ns(name, *args, **kw):
 
 
 def ensure_tools():
-    need = {"trafgen": "netsniff-ng", "nft": "nftables", "ethtool": "ethtool", "clang": "clang", "ip": "iproute2"}
-    missing = [pkg for tool, pkg in need.items() if not shutil.which(tool)]
+    need = {"nft": "nftables", "ethtool": "ethtool", "clang": "clang", "ip": "iproute2",
+            "chrt": "util-linux", "taskset": "util-linux"}
+    missing = sorted({pkg for tool, pkg in need.items() if not shutil.which(tool)})
     if not os.path.exists("/usr/include/bpf/bpf_helpers.h"):
         missing.append("libbpf-dev")
     if missing:
@@ -73,40 +82,53 @@ def compile_bpf(tmp):
     sh("clang", *flags, "-c", f"{ROOT}/bpf/bench_macswap.bpf.c", "-o", f"{tmp}/macswap.o")
 
 
-def trafgen_conf(tmp):
-    mac = lambda m: ", ".join("0x" + b for b in m.split(":"))
-    ip = lambda a: ", ".join(a.split("."))
-    conf = f"""{{
-  {mac(DIR_MAC)},
-  {mac(GEN_MAC)},
-  c16(0x0800),
-  0x45, 0x00, c16(46), c16(1), c16(0x4000), 64, 17, csumip(14, 33),
-  {ip("198.18.0.10")},
-  {ip(VIP)},
-  0x80, dinc(0, 255, 1), c16(9), c16(26), c16(0),
-  fill(0x61, 18),
-}}
-"""
-    path = f"{tmp}/udp.trafgen"
-    with open(path, "w") as f:
-        f.write(conf)
-    return path
+def napi_threads():
+    """PIDs of the kernel's NAPI threads (named napi/IFNAME-ID)."""
+    found = set()
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and open(f"/proc/{pid}/comm").read().startswith("napi/"):
+                found.add(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def threaded_napi(netns, dev, cpu, realtime):
+    """Switches `dev` to threaded NAPI and pins its new thread to `cpu`; returns the PID."""
+    before = napi_threads()
+    ns(netns, "sh", "-c", f"echo 1 > /sys/class/net/{dev}/threaded")
+    new = napi_threads() - before
+    if len(new) != 1:
+        raise RuntimeError(f"expected one new NAPI thread for {dev}, found {sorted(new)}")
+    pid = new.pop()
+    sh("taskset", "-pc", str(cpu), str(pid), stdout=subprocess.DEVNULL)
+    if realtime:
+        sh("chrt", "-f", "-p", "50", str(pid))
+    return pid
 
 
 def lab_up(tmp):
+    """Builds the two namespaces; returns the PID of the director's NAPI thread."""
     sh("ip", "netns", "add", GEN)
     sh("ip", "netns", "add", DIR)
     sh("ip", "link", "add", "g0", "netns", GEN, "type", "veth", "peer", "name", "d0", "netns", DIR)
     sh("ip", "-n", GEN, "link", "set", "g0", "address", GEN_MAC, "up")
     sh("ip", "-n", DIR, "link", "set", "d0", "address", DIR_MAC, "up")
-    sh("ip", "-n", GEN, "addr", "add", "198.18.0.10/24", "dev", "g0")
+    sh("ip", "-n", GEN, "addr", "add", f"{CLIENT}/24", "dev", "g0")
     sh("ip", "-n", DIR, "addr", "add", "198.18.0.2/24", "dev", "d0")
     # The real server's MAC is gen's: what the director sends there comes back to the sink.
     sh("ip", "-n", DIR, "neigh", "replace", REAL, "lladdr", GEN_MAC, "dev", "d0", "nud", "permanent")
     sh("ip", "-n", GEN, "link", "set", "g0", "xdpdrv", "obj", f"{tmp}/sink.o", "sec", "xdp")
+    # GRO keeps the director's veth NAPI (and its thread) in place whether or not a contender
+    # attaches an XDP program, so nftables gets the generator's frames through the same path.
+    ns(DIR, "ethtool", "-K", "d0", "gro", "on")
     for knob in ["net/ipv4/conf/all/rp_filter", "net/ipv4/conf/d0/rp_filter",
                  "net/ipv4/conf/all/send_redirects", "net/ipv4/conf/d0/send_redirects"]:
         ns(DIR, "sh", "-c", f"echo 0 > /proc/sys/{knob}")
+    director = threaded_napi(DIR, "d0", DIRECTOR_CPU, realtime=False)
+    threaded_napi(GEN, "g0", GENERATOR_CPU, realtime=True)
+    return director
 
 
 def lab_down():
@@ -114,24 +136,32 @@ def lab_down():
         subprocess.run(["ip", "netns", "del", n], stderr=subprocess.DEVNULL)
 
 
-def sink_count():
-    out = subprocess.run(["ip", "netns", "exec", GEN, "ethtool", "-S", "g0"], capture_output=True, text=True, check=True).stdout
+def xdp_packets(netns, dev):
+    out = subprocess.run(["ip", "netns", "exec", netns, "ethtool", "-S", dev], capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
-        if "rx_queue_0_xdp_packets" in line:
+        if line.strip().startswith("rx_queue_0_xdp_packets:"):
             return int(line.split()[1])
-    raise RuntimeError("no rx_queue_0_xdp_packets in ethtool -S g0")
+    raise RuntimeError(f"no rx_queue_0_xdp_packets in ethtool -S {dev}")
+
+
+def run_ns(pid):
+    """CPU time the thread has run, in ns (the first field of /proc/PID/schedstat)."""
+    return int(open(f"/proc/{pid}/schedstat").read().split()[0])
 
 
 class Rvsd:
-    """rvsd with the xdp plane in the director namespace, one UDP service to the real server."""
+    """rvsd with the xdp plane in the director namespace, one UDP service to the real server.
+
+    Its own threads stay off the director's core: only the control plane runs in them."""
 
     def __init__(self, tmp, method):
         self.socket = f"{tmp}/rvsd.sock"
         state = tempfile.mkdtemp(dir=tmp)
         self.log = open(f"{tmp}/rvsd.log", "w")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", DIR, f"{ROOT}/target/release/rvsd", "--dataplane", "xdp",
-             "--interface", "d0", "--xdp-mode", "native", "--state-dir", state, "--control", self.socket],
+            ["ip", "netns", "exec", DIR, "taskset", "-c", str(GENERATOR_CPU), f"{ROOT}/target/release/rvsd",
+             "--dataplane", "xdp", "--interface", "d0", "--xdp-mode", "native", "--state-dir", state,
+             "--control", self.socket],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while not os.path.exists(self.socket):
@@ -185,70 +215,84 @@ def setup(name, tmp):
     return down
 
 
-def measure(conf, packets):
-    """Sends `packets` frames from gen on CPU 0; returns (delivered, packets/s delivered)."""
-    before = sink_count()
-    start = time.monotonic()
-    subprocess.run(["ip", "netns", "exec", GEN, "taskset", "-c", "0", "trafgen", "-o", "g0", "-i", conf,
-                    "-n", str(packets), "-P", "1"], capture_output=True, timeout=60, check=True)
-    elapsed = time.monotonic() - start
-    delivered = sink_count() - before
-    return delivered, delivered / elapsed
+def measure(packets, director):
+    """Sends `packets` frames from gen; returns (received by the director, delivered to the
+    sink, packets/s delivered, director ns per received packet)."""
+    sink, rx, ran = xdp_packets(GEN, "g0"), xdp_packets(DIR, "d0"), run_ns(director)
+    out = subprocess.run(["ip", "netns", "exec", GEN, "taskset", "-c", str(GENERATOR_CPU), GENERATOR,
+                          "--interface", "g0", "--packets", str(packets), "--src-mac", GEN_MAC,
+                          "--dst-mac", DIR_MAC, "--src-ip", CLIENT, "--dst-ip", VIP],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    seconds = float(out.split()[1])
+    received = xdp_packets(DIR, "d0") - rx
+    delivered = xdp_packets(GEN, "g0") - sink
+    cost = (run_ns(director) - ran) / max(received, 1)
+    return received, delivered, delivered / seconds, cost
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--packets", type=int, default=2_000_000)
+    p.add_argument("--packets", type=int, default=5_000_000)
+    p.add_argument("--only", action="append", choices=CONTENDERS,
+                   help="measure only these contenders (repeatable; bare is always measured)")
     opts = p.parse_args()
+    contenders = [c for c in CONTENDERS if c == "bare" or not opts.only or c in opts.only]
     if os.geteuid() != 0:
         sys.exit("bench/xdp.py needs root (network namespaces, XDP)")
+    if os.cpu_count() < 2:
+        sys.exit("bench/xdp.py needs two CPUs: one for the director, one for the generator")
     ensure_tools()
     sh("cargo", "build", "--release", "-q", "--bin", "rvsd", "--bin", "rvsadm", cwd=ROOT)
-    rates = {c: [] for c in CONTENDERS}
+    sh("cargo", "build", "--release", "-q", "-p", "rvs-xdp", "--example", "xdp_gen", cwd=ROOT)
+    rates = {c: [] for c in contenders}
+    costs = {c: [] for c in contenders}
     with tempfile.TemporaryDirectory() as tmp:
         compile_bpf(tmp)
-        conf = trafgen_conf(tmp)
         try:
-            lab_up(tmp)
+            director = lab_up(tmp)
             for r in range(opts.rounds):
-                for name in CONTENDERS:
+                for name in contenders:
                     down = setup(name, tmp)
                     try:
-                        measure(conf, 10_000)  # warm: flows, conntrack, neighbour entries
-                        delivered, pps = measure(conf, opts.packets)
+                        measure(10_000, director)  # warm: flows, conntrack, neighbour entries
+                        received, delivered, pps, cost = measure(opts.packets, director)
                     finally:
                         down()
-                    if delivered < opts.packets * 0.9:
-                        sys.exit(f"{name}: only {delivered} of {opts.packets} frames came back")
+                    if delivered < received * 0.9:
+                        sys.exit(f"{name}: only {delivered} of the {received} frames the director received came back")
                     rates[name].append(pps)
-                    print(f"round {r + 1} {name}: {pps / 1e3:.0f} kpps", file=sys.stderr)
+                    costs[name].append(cost)
+                    print(f"round {r + 1} {name}: {pps / 1e3:.0f} kpps delivered, {received} received, "
+                          f"{cost:.0f} ns per packet on the director's core", file=sys.stderr)
         finally:
             lab_down()
-    report(opts, rates)
+    report(opts, rates, costs)
 
 
-def report(opts, rates):
-    med = {c: statistics.median(v) for c, v in rates.items()}
+def report(opts, rates, costs):
     kernel = open("/proc/sys/kernel/osrelease").read().strip()
     print(f"{time.strftime('%Y-%m-%d')}, kernel {kernel}, {os.cpu_count()} cores; "
           f"`python3 bench/xdp.py --rounds {opts.rounds} --packets {opts.packets}`; "
-          f"60-byte UDP frames, 256 flows; medians of {opts.rounds} interleaved rounds.\n")
-    # What a director adds to the path: its time per packet minus the bare program's.
-    extra = {c: 1e9 / med[c] - 1e9 / med["bare"] for c in CONTENDERS}
-    # Paired ratios: each contender against the bare program measured in the same round, so a
-    # round the shared machine slowed down counts against both.
-    def paired(c, base):
-        return statistics.median(x / y for x, y in zip(rates[c], rates[base]))
+          f"60-byte UDP frames, 256 flows; medians of {opts.rounds} interleaved rounds, "
+          f"each contender against the bare program (or nftables) of the same round.\n")
 
-    print("| director | kpps delivered (median, min..max) | vs bare XDP_TX | vs bare, same round (median) "
-          "| vs nft DNAT | ns per packet above bare |")
-    print("|---|---|---|---|---|---|")
-    for c in CONTENDERS:
-        v = rates[c]
-        print(f"| {c} | {med[c] / 1e3:.0f} ({min(v) / 1e3:.0f}..{max(v) / 1e3:.0f}) | "
-              f"{med[c] / med['bare']:.2f} | {paired(c, 'bare'):.2f} | "
-              f"{med[c] / med['nft DNAT']:.2f} | {extra[c]:.0f} |")
+    def paired(values, c, base):
+        return statistics.median(x / y for x, y in zip(values[c], values[base]))
+
+    def spread(v, scale):
+        return f"{statistics.median(v) / scale:.0f} ({min(v) / scale:.0f}..{max(v) / scale:.0f})"
+
+    nft = "nft DNAT" in rates
+    print("| director | kpps delivered | vs bare | director ns per packet | director core capacity, Mpps "
+          "| capacity vs bare |" + (" capacity vs nft DNAT |" if nft else ""))
+    print("|---|---|---|---|---|---|" + ("---|" if nft else ""))
+    for c in rates:
+        capacity = 1e3 / statistics.median(costs[c])
+        # A director core's capacity is the inverse of its time per packet: the ratio of
+        # capacities is the inverse ratio of costs.
+        print(f"| {c} | {spread(rates[c], 1e3)} | {paired(rates, c, 'bare'):.2f} | {spread(costs[c], 1)} | "
+              f"{capacity:.2f} | {paired(costs, 'bare', c):.2f} |" + (f" {paired(costs, 'nft DNAT', c):.1f} |" if nft else ""))
 
 
 if __name__ == "__main__":

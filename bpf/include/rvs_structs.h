@@ -174,8 +174,9 @@ struct rvs_stat {
 	__u64 out_bytes;
 };
 
-/* The director's own addresses (the tunnels' outer source) and the idle timeouts of
- * connections by state, in seconds (--set tcp tcpfin udp). */
+/* The director's own addresses (the tunnels' outer source), the idle timeouts of
+ * connections by state, in seconds (--set tcp tcpfin udp), and the program's clock: CLOCK_MONOTONIC
+ * in ns is jiffies * tick_ns + clock_offset (rvs-xdp measures both when it loads the program). */
 struct rvs_config {
 	__u32 tunnel_src; /* IPv4 */
 	__u32 tcp_timeout;
@@ -183,6 +184,8 @@ struct rvs_config {
 	__u32 udp_timeout;
 	__u32 syn_timeout;
 	__u32 tunnel_src6[4]; /* IPv6; all zero if the interface has none */
+	__u32 tick_ns;
+	__u64 clock_offset;
 };
 
 #endif

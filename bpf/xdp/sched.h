@@ -470,7 +470,7 @@ static __always_inline long lblcr(const struct rvs_svc *svc, const __u32 *daddr,
 }
 
 /* The scheduler's choice for a new flow: the dest's index, or -1 if none is available. */
-static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs_conn_key *ck)
+static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs_conn_key *ck, __u64 now)
 {
 	__u32 pos;
 	if (svc->pick == RVS_PICK_TWOS)
@@ -480,7 +480,7 @@ static __always_inline long schedule(const struct rvs_svc *svc, const struct rvs
 	if (svc->pick == RVS_PICK_MH)
 		return mh(svc, ck);
 	if (svc->pick == RVS_PICK_LBLCR)
-		return lblcr(svc, ck->daddr, bpf_ktime_get_coarse_ns());
+		return lblcr(svc, ck->daddr, now);
 	if (svc->pick >= RVS_PICK_LC)
 		return least(svc, svc->pick);
 	if (svc->pick == RVS_PICK_CURSOR && svc->len > 0) {

@@ -78,7 +78,7 @@ fn main() -> Result<()> {
         println!("cargo:warning=clang or libbpf-dev is missing: the xdp data plane is not built (apt-get install clang libbpf-dev)");
         println!("cargo:rustc-cfg=rvs_no_bpf");
     }
-    for name in ["rvs_xdp", "rvs_tc_decap", "bench_macswap"] {
+    for name in ["rvs_xdp", "rvs_tc_decap", "bench_macswap", "bench_gen"] {
         let src = bpf_dir.join(format!("{name}.bpf.c"));
         println!("cargo:rerun-if-changed={}", src.display());
         let out = out_dir.join(format!("{name}.o"));

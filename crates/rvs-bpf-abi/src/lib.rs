@@ -295,6 +295,11 @@ pub struct Config {
     pub syn_timeout: u32,
     /// The outer source address of IPv6 tunnels; all zero if the director has none.
     pub tunnel_src6: Addr,
+    /// Nanoseconds per jiffy (the kernel's tick): the program's clock in CLOCK_MONOTONIC
+    /// nanoseconds is `jiffies * tick_ns + clock_offset`.
+    pub tick_ns: u32,
+    /// See `tick_ns`.
+    pub clock_offset: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<SvcKey>() == 20);
@@ -308,7 +313,7 @@ const _: () = assert!(core::mem::size_of::<Count>() == 16);
 const _: () = assert!(core::mem::size_of::<VipKey>() == 20);
 const _: () = assert!(core::mem::size_of::<DecapConfig>() == 4);
 const _: () = assert!(core::mem::size_of::<Nat>() == 40);
-const _: () = assert!(core::mem::size_of::<Config>() == 36);
+const _: () = assert!(core::mem::size_of::<Config>() == 48);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -20,12 +20,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod check;
+mod clock;
 mod director;
 mod readout;
 mod tables;
 
+pub(crate) use clock::monotonic_ns;
 pub use director::DirectorAddr;
-pub(crate) use readout::{monotonic_ns, state_timeout};
+pub(crate) use readout::state_timeout;
 
 const NAME: &str = "xdp";
 /// The kernel's SYN_RECV timeout, seconds.
@@ -134,6 +136,8 @@ impl XdpPlane {
                 e,
             )
         })?;
+        let clock = clock::calibrate(&mut ebpf)
+            .map_err(|e| failed("measure the kernel's clock for the program", e))?;
         let d = rvs_core::Timeouts::default();
         let config = abi::Config {
             tunnel_src: addr::word_v4(director.tunnel_src),
@@ -144,6 +148,8 @@ impl XdpPlane {
             tcpfin_timeout: d.tcp_fin,
             udp_timeout: d.udp,
             syn_timeout: SYN_TIMEOUT,
+            tick_ns: clock.tick_ns,
+            clock_offset: clock.offset,
         };
         let mut plane = Self {
             ebpf,

@@ -1,7 +1,7 @@
 //! What the plane reads back from the program's maps: live connections and templates (`-Lc`),
 //! counters and rates (`--stats`, `--rate`), ActiveConn/InActConn.
 
-use super::XdpPlane;
+use super::{monotonic_ns, XdpPlane};
 use crate::addr;
 use aya::maps::{HashMap as BpfHashMap, PerCpuArray};
 use rvs_bpf_abi as abi;
@@ -191,16 +191,6 @@ pub(crate) const fn state_timeout(config: &abi::Config, state: u8) -> u32 {
         abi::state::FIN_WAIT => config.tcpfin_timeout,
         _ => config.syn_timeout,
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds, the clock of the program's timestamps.
-pub(crate) fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| {
-            u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
-                + u64::try_from(t.tv_nsec()).unwrap_or(0)
-        })
-        .unwrap_or(0)
 }
 
 /// The protocol of a map key (the program keys TCP, UDP and SCTP).
