@@ -200,9 +200,12 @@ int rvs_xdp(struct xdp_md *ctx)
 	inner_of(&h, &ck, ports, data_end, &in);
 	/* GUE's source port: a hash of the flow in the kernel's default ephemeral range, so
 	 * routers on the way can spread tunnels (the kernel's udp_flow_src_port does the same). */
-	__u32 flow = hash_32_8(addr_fold(ck.saddr) ^ ((__u32)ck.sport << 16 | ck.dport)) << 8;
-	flow |= hash_32_8(addr_fold(ck.daddr) + ck.sport);
-	__u16 sport = bpf_htons(32768 + flow % 28232);
+	__u16 sport = 0;
+	if (d->tun_type == RVS_TUN_GUE) {
+		__u32 flow = hash_32_8(addr_fold(ck.saddr) ^ ((__u32)ck.sport << 16 | ck.dport)) << 8;
+		flow |= hash_32_8(addr_fold(ck.daddr) + ck.sport);
+		sport = bpf_htons(32768 + flow % 28232);
+	}
 	return encap(ctx, d, cfg, &hop, ck.af, &in, sport);
 }
 

@@ -84,14 +84,16 @@ struct rvs_dest {
 	__u32 l_threshold; /* -y; 0 = 3/4 of -x */
 	/* The next hop the program last found in the kernel's FIB (written by the program, once
 	 * a second at most; rvs-xdp writes zeros): the egress interface (0 = none found), the
-	 * MACs, and when. */
+	 * MACs, when (the program's clock >> 20: units of about 1.05 ms, wrapping after 52
+	 * days), and the egress interface's MTU (0 = not looked up yet). */
 	__u32 nh_ifindex;
 	__u8 nh_smac[6];
 	__u8 nh_dmac[6];
 	__u8 tun_type;  /* RVS_TUN_* */
 	__u8 tun_flags; /* RVS_TUN_CSUM */
 	__u16 tun_port; /* GUE's destination port */
-	__u64 nh_stamp;
+	__u32 nh_stamp;
+	__u32 nh_mtu;
 };
 
 /* A VIP the real server's tc decapsulation program accepts tunnelled packets for. */

@@ -34,24 +34,34 @@ static __always_inline int fib_hop(struct xdp_md *ctx, __u8 af, const __u32 *dst
 	return 0;
 }
 
+/* A dest's next-hop stamps count the clock in units of 2^20 ns (about 1.05 ms). */
+#define NH_SHIFT 20
+#define NH_REFRESH (1000000000U >> NH_SHIFT) /* a found next hop is kept about a second */
+#define NH_RETRY (100000000U >> NH_SHIFT)    /* a missing one is looked for again in 0.1 s */
+
 /* The next hop of a dest: the FIB's answer, kept in the dest's entry for a second (no answer
- * for a tenth, so a neighbour the kernel just resolved is taken up soon); without one, the
- * MAC rvs-xdp read from the neighbour table, out the ingress interface (whose MAC the frame
- * was sent to). -1 if neither is known. */
+ * for a tenth, so a neighbour the kernel just resolved is taken up soon) with the egress
+ * interface's MTU; without one, the MAC rvs-xdp read from the neighbour table, out the
+ * ingress interface (whose MAC the frame was sent to). -1 if neither is known. */
 static __always_inline int dest_hop(struct xdp_md *ctx, struct rvs_dest *d, __u8 af, __u64 now,
 				    const __u8 *ingress_mac, struct hop *h)
 {
-	if (now - d->nh_stamp > 1000000000ULL) {
+	__u32 t = now >> NH_SHIFT;
+	if (d->nh_mtu == 0 || t - d->nh_stamp > NH_REFRESH) {
 		struct hop f = {};
 		if (fib_hop(ctx, af, d->addr, &f) == 0) {
 			__builtin_memcpy(d->nh_smac, f.smac, ETH_ALEN);
 			__builtin_memcpy(d->nh_dmac, f.dmac, ETH_ALEN);
 			d->nh_ifindex = f.ifindex;
-			d->nh_stamp = now;
+			d->nh_stamp = t;
 		} else {
 			d->nh_ifindex = 0;
-			d->nh_stamp = now - 900000000ULL;
+			d->nh_stamp = t - NH_REFRESH + NH_RETRY;
 		}
+		/* The MTU of the interface the frame leaves by (0: the ingress one). */
+		__u32 mtu = 0;
+		bpf_check_mtu(ctx, d->nh_ifindex, &mtu, 0, 0);
+		d->nh_mtu = mtu ? mtu : 1;
 	}
 	if (d->nh_ifindex) {
 		__builtin_memcpy(h->smac, d->nh_smac, ETH_ALEN);

@@ -192,7 +192,10 @@ static __always_inline int encap(struct xdp_md *ctx, const struct rvs_dest *d, c
 		next = IPPROTO_GRE;
 	int l3 = af == RVS_AF_INET6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
 	int overhead = tunnel_overhead(d, af, csum);
-	__u32 room = tunnel_mtu_exceeded(ctx, hop, overhead);
+	/* The MTU cached with the next hop answers for most packets without a helper call; a
+	 * packet it does not clear is checked against the interface's MTU now. (A frame longer
+	 * than its IP header says may pass here and is then dropped by the interface.) */
+	__u32 room = in->len + overhead > d->nh_mtu ? tunnel_mtu_exceeded(ctx, hop, overhead) : 0;
 	if (room) {
 		if (af == RVS_AF_INET && !in->df)
 			return XDP_DROP; /* IPVS would let the outer packet be fragmented */

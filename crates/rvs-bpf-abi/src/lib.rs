@@ -143,8 +143,10 @@ pub struct Dest {
     pub tun_flags: u8,
     /// GUE's destination port, network byte order.
     pub tun_port: u16,
-    /// When the next hop was looked up, `bpf_ktime_get_coarse_ns`.
-    pub nh_stamp: u64,
+    /// When the next hop was looked up: the program's clock (ns) >> 20.
+    pub nh_stamp: u32,
+    /// The egress interface's MTU when the next hop was looked up (0 = not yet).
+    pub nh_mtu: u32,
 }
 
 /// `struct rvs_count`: a dest's connections as IPVS counts them (ESTABLISHED ones active).

@@ -384,5 +384,12 @@ fn packets_a_tunnel_cannot_carry_get_the_icmp_error_ipvs_sends() {
     pseudo.extend_from_slice(&out[54..]);
     assert_eq!(checksum(&pseudo), 0, "the ICMPv6 checksum verifies");
     assert_eq!(&out[62..], &input[14..62]);
+    // The MTU is kept with the next hop and looked up again with it: a second after d0's MTU
+    // drops to 1400, the packet that fitted gets the error with the new MTU.
+    ns.ip(&["link", "set", "d0", "mtu", "1400"]);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (verdict, out) = run(&mut p, &small);
+    assert_eq!(verdict, common::XDP_TX, "too big for the new MTU");
+    assert_eq!(u16::from_be_bytes([out[40], out[41]]), 1400 - 20);
     drop(ns);
 }
