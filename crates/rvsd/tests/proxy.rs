@@ -768,6 +768,53 @@ async fn a_reset_from_the_real_server_reaches_the_client() {
     );
 }
 
+/// A connection closed from both ends, the real server first, ends with a FIN each way and no
+/// reset: the relay passes the server's FIN on with shutdown(2) and the client's by closing
+/// the server's socket, which it has read to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_from_both_ends_ends_with_fins_not_resets() {
+    let d = proxy();
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.9.7:{port}").parse().unwrap();
+    let real: SocketAddr = format!("127.0.13.2:{port}").parse().unwrap();
+    // A real server that answers one request, half-closes, then waits for the client's end.
+    let l = TcpListener::bind(real).await.unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut req = [0u8; 4];
+        s.read_exact(&mut req).await.unwrap();
+        s.write_all(b"pong").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.map(|_| rest)
+    });
+    for args in [
+        vec!["-A", "-t", &vip.to_string()],
+        vec!["-a", "-t", &vip.to_string(), "-r", &real.to_string(), "-m"],
+    ] {
+        assert!(d.ipvsadm(&args).status.success());
+    }
+    let mut c = TcpStream::connect(vip).await.unwrap();
+    c.write_all(b"ping").await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(STEP, c.read_to_end(&mut reply))
+        .await
+        .expect("the server's FIN reaches the client in time")
+        .expect("a clean end, not a reset");
+    assert_eq!(reply, b"pong");
+    c.write_all(b"late").await.unwrap();
+    drop(c);
+    let seen = tokio::time::timeout(STEP, server)
+        .await
+        .expect("the client's FIN reaches the server in time")
+        .unwrap();
+    assert_eq!(
+        seen.map_err(|e| e.kind()),
+        Ok(b"late".to_vec()),
+        "the data sent after the server's half-close, then a FIN, not an RST"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_packet_scheduling_schedules_every_datagram() {
     let d = proxy();
