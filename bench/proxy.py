@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -27,6 +28,9 @@ PORT = 18080
 REALS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 VIPS = {"direct": "127.0.0.2", "rvs": "127.0.0.10", "haproxy": "127.0.0.11", "nginx": "127.0.0.12"}
 REAL_PORT = 18081
+# nginx's connections per worker and open files: room for the idle measurement's connections
+# (a stream proxy counts two per client) on top of the load's.
+WORKER_FILES = 40000
 SMALL = 100
 LARGE = 1 << 20
 procs = []
@@ -55,6 +59,23 @@ def stream_builtin():
     return "--with-stream " in out or out.rstrip().endswith("--with-stream")
 
 
+def raise_fd_limit(idle):
+    """Makes room for `idle` proxied connections: a proxy holds two descriptors each, this
+    script one. Root raises the limit (the children inherit it); otherwise the measurement
+    uses as many connections as the limit allows, and says so."""
+    need = 3 * idle + 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(hard, need)))
+        except (ValueError, OSError):
+            fit = max(100, (hard - 1000) // 3)
+            print(f"the descriptor limit ({hard}) allows {fit} idle connections, not {idle}", file=sys.stderr)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return min(idle, fit)
+    return idle
+
+
 def start(args, cpu, **kw):
     p = subprocess.Popen(["taskset", "-c", str(cpu), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
     procs.append(p)
@@ -76,10 +97,11 @@ def nginx_conf(tmp, body):
     load = "load_module /usr/lib/nginx/modules/ngx_stream_module.so;" if os.path.exists("/usr/lib/nginx/modules/ngx_stream_module.so") and "stream" in body else ""
     return f"""{load}
 worker_processes 1;
+worker_rlimit_nofile {WORKER_FILES};
 daemon off;
 pid {tmp}/nginx-{abs(hash(body))}.pid;
 error_log /dev/null crit;
-events {{ worker_connections 9000; }}
+events {{ worker_connections {WORKER_FILES}; }}
 {body}
 """
 
@@ -90,7 +112,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--out", default=None)
     ap.add_argument("--raw", default=None, help="keep wrk's raw output in this directory")
+    ap.add_argument("--idle", type=int, default=10000, help="idle connections for the memory measurement")
     opts = ap.parse_args()
+    opts.idle = raise_fd_limit(opts.idle)
     ensure_tools()
     sh("cargo", "build", "--release", "-q", "-p", "rvsd", "-p", "rvsadm", cwd=ROOT)
     tmp = tempfile.mkdtemp(prefix="rvs-bench-")
@@ -141,7 +165,7 @@ def run(opts, tmp):
 
     servers = "\n".join(f"  server r{i} {r}:{REAL_PORT}" for i, r in enumerate(REALS))
     open(os.path.join(tmp, "haproxy.cfg"), "w").write(f"""global
-  maxconn 9000
+  maxconn {opts.idle + 2000}
   nbthread 1
 defaults
   mode tcp
@@ -195,7 +219,7 @@ backend b
                     if director[c] and reqs:
                         cpu[c].append((t1 - t0) / os.sysconf("SC_CLK_TCK") / reqs * 1e6)
         print(f"round {rnd + 1}/{opts.rounds} done", file=sys.stderr)
-    mem = {c: idle_memory(VIPS[c], director[c]) for c in ("rvs", "haproxy", "nginx")}
+    mem = {c: idle_memory(VIPS[c], director[c], opts.idle) for c in ("rvs", "haproxy", "nginx")}
     report(opts, results, lat, cpu, mem)
 
 
@@ -244,7 +268,7 @@ def rss_kib(pid):
     return total
 
 
-def idle_memory(host, pid, n=4000):
+def idle_memory(host, pid, n):
     before = rss_kib(pid)
     conns = []
     try:
@@ -280,7 +304,7 @@ def report(opts, results, lat, cpu, mem):
         lines.append(f"| keep-alive latency {q} (ms) | {cells} | {m['rvs'] / m['haproxy']:.2f} | {m['rvs'] / m['direct']:.2f} |")
     m = {c: med(cpu[c]) for c in ("rvs", "haproxy", "nginx")}
     lines.append(f"| director CPU per keep-alive request (µs) | | {m['rvs']:.2f} | {m['haproxy']:.2f} | {m['nginx']:.2f} | {m['rvs'] / m['haproxy']:.2f} | |")
-    lines.append(f"| RSS growth for 4,000 idle connections (MiB) | | {mem['rvs']:.1f} | {mem['haproxy']:.1f} | {mem['nginx']:.1f} | {mem['rvs'] / mem['haproxy']:.2f} | |")
+    lines.append(f"| RSS growth for {opts.idle:,} idle connections (MiB) | | {mem['rvs']:.1f} | {mem['haproxy']:.1f} | {mem['nginx']:.1f} | {mem['rvs'] / mem['haproxy']:.2f} | |")
     text = "\n".join(lines) + "\n"
     print(text)
     print(json.dumps({"results": results, "latency": lat, "cpu_us": cpu, "idle_mib": mem}), file=sys.stderr)
