@@ -228,7 +228,7 @@ pub struct Conn {
     pub persist: u8,
     /// Zero.
     pub pad: [u8; 2],
-    /// Last packet, `bpf_ktime_get_ns` (CLOCK_MONOTONIC).
+    /// Last packet, the program's clock (CLOCK_MONOTONIC ns, to the kernel's tick).
     pub last_ns: u64,
 }
 
@@ -261,7 +261,7 @@ pub struct Tmpl {
     pub dest: u32,
     /// Zero.
     pub pad: u32,
-    /// Last use, `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC).
+    /// Last use, the program's clock (CLOCK_MONOTONIC ns, to the kernel's tick).
     pub last_ns: u64,
 }
 
