@@ -98,12 +98,12 @@ int rvs_xdp(struct xdp_md *ctx)
 	__u32 dest_id;
 	int new_conn = 0;
 	struct rvs_svc *svc = 0;
-	struct rvs_conn *conn = bpf_map_lookup_elem(&rvs_conns, &ck);
+	struct rvs_conn *conn = conn_find(&ck);
 	if (conn) {
 		__u32 timeout = state_timeout(cfg, conn->state);
 		if (now - conn->last_ns > (__u64)timeout * 1000000000ULL) {
 			count_conn(conn->dest, conn->state, -1);
-			bpf_map_delete_elem(&rvs_conns, &ck); /* expired: schedule anew */
+			conn_forget(&ck); /* expired: schedule anew */
 			conn = 0;
 		}
 	}
@@ -144,7 +144,7 @@ int rvs_xdp(struct xdp_md *ctx)
 			.dest = dest_id, .last_ns = now, .persist = svc->persist_timeout != 0,
 			.state = next_state(RVS_ST_NONE, ck.proto, flags),
 		};
-		bpf_map_update_elem(&rvs_conns, &ck, &c, BPF_ANY);
+		conn_put(&ck, &c);
 		count_conn(dest_id, c.state, 1);
 		new_conn = 1;
 	} else {

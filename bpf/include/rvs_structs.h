@@ -118,7 +118,8 @@ struct rvs_count {
 	__u32 pad;
 };
 
-/* A connection (the client's 5-tuple towards the VIP). */
+/* A connection (the client's 5-tuple towards the VIP); IPv6 ones are keyed so in rvs_conns,
+ * IPv4 ones by the rvs_conn_key4 made from it in rvs_conns4. */
 struct rvs_conn_key {
 	__u32 saddr[4];
 	__u32 daddr[4];
@@ -127,6 +128,17 @@ struct rvs_conn_key {
 	__u8 proto;
 	__u8 af;
 	__u8 pad[2];
+};
+
+/* An IPv4 connection's key in its own map (rvs_conns4): the lookup of every packet hashes and
+ * compares 16 bytes instead of an rvs_conn_key's 40. */
+struct rvs_conn_key4 {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
 };
 
 /* Connection states, from the TCP flags the director sees (IPVS's names). */

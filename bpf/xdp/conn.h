@@ -48,6 +48,46 @@ static __always_inline __u64 clock_ns(const struct rvs_config *cfg)
 	return bpf_jiffies64() * cfg->tick_ns + cfg->clock_offset;
 }
 
+/* The connection table: IPv4 flows in rvs_conns4 under a 16-byte key, IPv6 ones in
+ * rvs_conns. */
+static __always_inline struct rvs_conn_key4 conn_key4(const struct rvs_conn_key *ck)
+{
+	struct rvs_conn_key4 k = {
+		.saddr = ck->saddr[0], .daddr = ck->daddr[0],
+		.sport = ck->sport, .dport = ck->dport, .proto = ck->proto,
+	};
+	return k;
+}
+
+static __always_inline struct rvs_conn *conn_find(const struct rvs_conn_key *ck)
+{
+	if (ck->af == RVS_AF_INET) {
+		struct rvs_conn_key4 k = conn_key4(ck);
+		return bpf_map_lookup_elem(&rvs_conns4, &k);
+	}
+	return bpf_map_lookup_elem(&rvs_conns, ck);
+}
+
+static __always_inline void conn_put(const struct rvs_conn_key *ck, const struct rvs_conn *c)
+{
+	if (ck->af == RVS_AF_INET) {
+		struct rvs_conn_key4 k = conn_key4(ck);
+		bpf_map_update_elem(&rvs_conns4, &k, c, BPF_ANY);
+	} else {
+		bpf_map_update_elem(&rvs_conns, ck, c, BPF_ANY);
+	}
+}
+
+static __always_inline void conn_forget(const struct rvs_conn_key *ck)
+{
+	if (ck->af == RVS_AF_INET) {
+		struct rvs_conn_key4 k = conn_key4(ck);
+		bpf_map_delete_elem(&rvs_conns4, &k);
+	} else {
+		bpf_map_delete_elem(&rvs_conns, ck);
+	}
+}
+
 /* The idle timeout of a state, in seconds. */
 static __always_inline __u32 state_timeout(struct rvs_config *cfg, __u8 state)
 {

@@ -42,6 +42,13 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
+	__type(key, struct rvs_conn_key4);
+	__type(value, struct rvs_conn);
+} rvs_conns4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
 	__type(key, struct rvs_conn_key);
 	__type(value, struct rvs_nat);
 } rvs_nat_back SEC(".maps");

@@ -183,6 +183,39 @@ pub struct ConnKey {
     pub pad: [u8; 2],
 }
 
+/// `struct rvs_conn_key4`: an IPv4 connection's key in `rvs_conns4` (16 bytes to hash, where
+/// a [`ConnKey`] has 40).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ConnKey4 {
+    /// Client address.
+    pub saddr: u32,
+    /// Virtual address.
+    pub daddr: u32,
+    /// Client port.
+    pub sport: u16,
+    /// Virtual port.
+    pub dport: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+}
+
+impl From<ConnKey4> for ConnKey {
+    fn from(k: ConnKey4) -> Self {
+        Self {
+            saddr: [k.saddr, 0, 0, 0],
+            daddr: [k.daddr, 0, 0, 0],
+            sport: k.sport,
+            dport: k.dport,
+            proto: k.proto,
+            af: AF_INET,
+            pad: [0; 2],
+        }
+    }
+}
+
 /// `struct rvs_vip_key`: a VIP the real server's decapsulation program accepts.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -308,6 +341,7 @@ const _: () = assert!(core::mem::size_of::<SvcKey>() == 20);
 const _: () = assert!(core::mem::size_of::<Svc>() == 28);
 const _: () = assert!(core::mem::size_of::<Dest>() == 64);
 const _: () = assert!(core::mem::size_of::<ConnKey>() == 40);
+const _: () = assert!(core::mem::size_of::<ConnKey4>() == 16);
 const _: () = assert!(core::mem::size_of::<Conn>() == 16);
 const _: () = assert!(core::mem::size_of::<Stat>() == 40);
 const _: () = assert!(core::mem::size_of::<Tmpl>() == 16);
@@ -323,12 +357,14 @@ mod pod {
     // explicit padding fields, so any bit pattern is valid and there are no implicit holes.
     #![allow(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
     use super::{
-        Config, Conn, ConnKey, Count, DecapConfig, Dest, Nat, Stat, Svc, SvcKey, Tmpl, VipKey,
+        Config, Conn, ConnKey, ConnKey4, Count, DecapConfig, Dest, Nat, Stat, Svc, SvcKey, Tmpl,
+        VipKey,
     };
     unsafe impl aya::Pod for SvcKey {}
     unsafe impl aya::Pod for Svc {}
     unsafe impl aya::Pod for Dest {}
     unsafe impl aya::Pod for ConnKey {}
+    unsafe impl aya::Pod for ConnKey4 {}
     unsafe impl aya::Pod for Conn {}
     unsafe impl aya::Pod for Stat {}
     unsafe impl aya::Pod for Nat {}

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 /// Handles to the maps a sweep reads and writes.
 pub struct Sweeper {
     conns: BpfHashMap<MapData, abi::ConnKey, abi::Conn>,
+    conns4: BpfHashMap<MapData, abi::ConnKey4, abi::Conn>,
     counts: Array<MapData, abi::Count>,
     config: Array<MapData, abi::Config>,
     dest_map: Array<MapData, abi::Dest>,
@@ -31,6 +32,7 @@ pub struct Sweeper {
 /// The kernel ids of the maps a sweeper opens.
 pub(crate) struct MapIds {
     pub conns: u32,
+    pub conns4: u32,
     pub counts: u32,
     pub config: u32,
     pub dests: u32,
@@ -45,6 +47,39 @@ fn overloaded(count: &abi::Count, dest: &abi::Dest, was: bool) -> bool {
         return true;
     }
     was && !rvs_core::dest::overload_clears(total, dest.u_threshold, dest.l_threshold)
+}
+
+/// Deletes one connection map's expired entries and adds its live ones to their dests'
+/// `counts`; returns (expired, live).
+fn sweep_conns<K: aya::Pod>(
+    conns: &mut BpfHashMap<MapData, K, abi::Conn>,
+    now_ns: u64,
+    config: &abi::Config,
+    counts: &mut [abi::Count],
+) -> (usize, usize) {
+    let mut expired = Vec::new();
+    let mut live = 0;
+    for entry in conns.iter() {
+        let Ok((key, conn)) = entry else { continue };
+        let idle = now_ns.saturating_sub(conn.last_ns) / 1_000_000_000;
+        if idle > u64::from(crate::plane::state_timeout(config, conn.state)) {
+            expired.push(key);
+            continue;
+        }
+        live += 1;
+        if let Some(c) = counts.get_mut(conn.dest as usize) {
+            if conn.state == abi::state::ESTABLISHED {
+                c.active += 1;
+            } else {
+                c.inactive += 1;
+            }
+        }
+    }
+    for key in &expired {
+        // Gone already (the program found it first) is fine.
+        let _ = conns.remove(key);
+    }
+    (expired.len(), live)
 }
 
 /// What one sweep did.
@@ -71,10 +106,12 @@ impl Sweeper {
                 .and_then(aya::maps::Map::from_map_data)
                 .map_err(|e| format!("open map {id}: {e}"))
         };
-        let (conns, counts, config) = (open(ids.conns)?, open(ids.counts)?, open(ids.config)?);
+        let (conns, conns4) = (open(ids.conns)?, open(ids.conns4)?);
+        let (counts, config) = (open(ids.counts)?, open(ids.config)?);
         let (dest_map, stats) = (open(ids.dests)?, open(ids.stats)?);
         Ok(Self {
             conns: conns.try_into().map_err(|e| format!("rvs_conns: {e}"))?,
+            conns4: conns4.try_into().map_err(|e| format!("rvs_conns4: {e}"))?,
             counts: counts.try_into().map_err(|e| format!("rvs_counts: {e}"))?,
             config: config.try_into().map_err(|e| format!("rvs_config: {e}"))?,
             dest_map: dest_map.try_into().map_err(|e| format!("rvs_dests: {e}"))?,
@@ -96,28 +133,9 @@ impl Sweeper {
             .map_err(|e| format!("read rvs_config: {e}"))?;
         let dests = self.dests.load(Ordering::Acquire) as usize;
         let mut counts = vec![abi::Count::default(); dests];
-        let mut expired = Vec::new();
-        let mut live = 0;
-        for entry in self.conns.iter() {
-            let Ok((key, conn)) = entry else { continue };
-            let idle = now_ns.saturating_sub(conn.last_ns) / 1_000_000_000;
-            if idle > u64::from(crate::plane::state_timeout(&config, conn.state)) {
-                expired.push(key);
-                continue;
-            }
-            live += 1;
-            if let Some(c) = counts.get_mut(conn.dest as usize) {
-                if conn.state == abi::state::ESTABLISHED {
-                    c.active += 1;
-                } else {
-                    c.inactive += 1;
-                }
-            }
-        }
-        for key in &expired {
-            // Gone already (the program found it first) is fine.
-            let _ = self.conns.remove(key);
-        }
+        let (expired6, live6) = sweep_conns(&mut self.conns, now_ns, &config, &mut counts);
+        let (expired4, live4) = sweep_conns(&mut self.conns4, now_ns, &config, &mut counts);
+        let (expired, live) = (expired4 + expired6, live4 + live6);
         for (id, mut count) in counts.into_iter().enumerate() {
             let id = u32::try_from(id).unwrap_or(u32::MAX);
             let thresholds = self.dest_map.get(&id, 0).unwrap_or_default();
@@ -136,10 +154,7 @@ impl Sweeper {
         if let Ok(mut book) = self.rates.lock() {
             book.sample(rvs_core::Timestamp(now_ns / 1_000_000), &traffic);
         }
-        Ok(Swept {
-            expired: expired.len(),
-            live,
-        })
+        Ok(Swept { expired, live })
     }
 
     /// Sweeps every `period` on a thread of its own until `alive` turns false.

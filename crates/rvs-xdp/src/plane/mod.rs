@@ -220,6 +220,8 @@ impl XdpPlane {
         };
         let conns = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map("rvs_conns")?)
             .map_err(|e| failed("open map rvs_conns", e))?;
+        let conns4 = BpfHashMap::<_, abi::ConnKey4, abi::Conn>::try_from(map("rvs_conns4")?)
+            .map_err(|e| failed("open map rvs_conns4", e))?;
         let counts = Array::<_, abi::Count>::try_from(map("rvs_counts")?)
             .map_err(|e| failed("open map rvs_counts", e))?;
         let config = Array::<_, abi::Config>::try_from(map("rvs_config")?)
@@ -231,6 +233,7 @@ impl XdpPlane {
         Sweeper::open(
             crate::sweep::MapIds {
                 conns: id(conns.map(), "rvs_conns")?,
+                conns4: id(conns4.map(), "rvs_conns4")?,
                 counts: id(counts.map(), "rvs_counts")?,
                 config: id(config.map(), "rvs_config")?,
                 dests: id(dests.map(), "rvs_dests")?,

@@ -13,18 +13,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 impl XdpPlane {
-    /// The conn table's entries that have not expired, with their age in seconds.
+    /// The conn tables' entries (IPv4 and IPv6) that have not expired, with their seconds left.
     fn live_conns(&self) -> Vec<(abi::ConnKey, abi::Conn, u64)> {
-        let Some(map) = self.ebpf.map("rvs_conns") else {
-            return Vec::new();
-        };
-        let Ok(conns) = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map) else {
-            return Vec::new();
-        };
+        let mut all = self.entries::<abi::ConnKey4>("rvs_conns4");
+        all.extend(self.entries::<abi::ConnKey>("rvs_conns"));
         let now = monotonic_ns();
-        conns
-            .iter()
-            .filter_map(Result::ok)
+        all.into_iter()
             .filter_map(|(k, v)| {
                 let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
                 let timeout = u64::from(self.timeout_of(v.state));
@@ -33,6 +27,24 @@ impl XdpPlane {
                     .filter(|left| *left > 0)
                     .map(|left| (k, v, left))
             })
+            .collect()
+    }
+
+    /// Every entry of one connection map, keys widened to [`abi::ConnKey`].
+    fn entries<K: aya::Pod + Into<abi::ConnKey>>(
+        &self,
+        name: &str,
+    ) -> Vec<(abi::ConnKey, abi::Conn)> {
+        let Some(map) = self.ebpf.map(name) else {
+            return Vec::new();
+        };
+        let Ok(conns) = BpfHashMap::<_, K, abi::Conn>::try_from(map) else {
+            return Vec::new();
+        };
+        conns
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k.into(), v))
             .collect()
     }
 
