@@ -214,6 +214,10 @@ enum End {
 async fn pump(ctx: Arc<Relay>, from: OwnedReadHalf, mut to: OwnedWriteHalf, inbound: bool) -> End {
     let (mut bytes, mut reads) = (0u64, 0u64);
     let mut abort = ctx.abort.subscribe();
+    // One wait for the other direction's abort for the whole relay: made anew in every turn of
+    // the loop, it would register and drop a waiter per request.
+    let aborted = abort.changed();
+    tokio::pin!(aborted);
     let shared = &ctx.shared;
     let idle_timeout = || {
         if ctx.half_closed.load(Ordering::Relaxed) {
@@ -228,7 +232,7 @@ async fn pump(ctx: Arc<Relay>, from: OwnedReadHalf, mut to: OwnedWriteHalf, inbo
     let end = loop {
         tokio::select! {
             biased;
-            _ = abort.changed() => break End::Reset,
+            _ = &mut aborted => break End::Reset,
             r = from.readable() => {
                 if r.is_err() {
                     break End::Reset;
