@@ -101,7 +101,11 @@ fn main() {
     let mut plane = XdpPlane::load(director, Box::new(Fixed)).expect("load (root needed)");
     let modes = [
         (80u16, ForwardMethod::Route, "direct routing"),
-        (81, ForwardMethod::Tunnel(rvs_core::Tunnel::IPIP), "IP-in-IP"),
+        (
+            81,
+            ForwardMethod::Tunnel(rvs_core::Tunnel::IPIP),
+            "IP-in-IP",
+        ),
         (82, ForwardMethod::Masq, "NAT"),
     ];
     let mut changes = Vec::new();
@@ -136,7 +140,10 @@ fn main() {
     println!("With repeat ({ROUNDS} x {REPEAT} runs, median):\n");
     println!("| program | ns per packet | packets/s per core | share of the bare program's rate |");
     println!("|---|---|---|---|");
-    println!("| bare MAC swap + XDP_TX | {bare:.1} | {:.2} M | 1.00 |", 1e3 / bare);
+    println!(
+        "| bare MAC swap + XDP_TX | {bare:.1} | {:.2} M | 1.00 |",
+        1e3 / bare
+    );
     println!(
         "| rvs direct routing (established flow) | {dr:.1} | {:.2} M | {:.2} |",
         1e3 / dr,
@@ -144,7 +151,9 @@ fn main() {
     );
     let bare = median(singles[0].clone());
     println!("\nOne run per call ({ROUNDS} x {SINGLE_RUNS} calls, median of the rounds' means):\n");
-    println!("| program | ns per run | ns above the bare program | share of the bare program's rate |");
+    println!(
+        "| program | ns per run | ns above the bare program | share of the bare program's rate |"
+    );
     println!("|---|---|---|---|");
     println!("| bare MAC swap + XDP_TX | {bare:.1} | 0 | 1.00 |");
     for (i, (_, _, name)) in modes.iter().enumerate() {
