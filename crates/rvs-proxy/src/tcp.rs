@@ -278,18 +278,15 @@ async fn pump(ctx: Arc<Relay>, from: OwnedReadHalf, mut to: OwnedWriteHalf, inbo
     };
     ctx.record(inbound, &mut bytes, &mut reads);
     if end != End::Fin {
-        // Close both sockets with an RST: ours now, the other direction's via the abort. The
-        // write half must not send a FIN on its way out (`forget`), or the peer would see a
-        // clean close before the reset.
+        // Close both sockets with an RST: ours now, the other direction's via the abort.
         reset_on_close(to.as_ref());
-        to.forget();
         ctx.entry.set_state(ConnState::Close);
         let _ = ctx.abort.send(true);
-    } else {
-        // The FIN was passed on, or is left to close(2) (see `fin`): dropping the write half
-        // must not shut it down again.
-        to.forget();
     }
+    // Dropping a write half shuts it down unless told not to (`forget`): after a reset the
+    // peer would see a clean close before the RST, and after a FIN (passed on, or left to
+    // close(2), see `fin`) it would be a second one.
+    to.forget();
     end
 }
 
