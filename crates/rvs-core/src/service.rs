@@ -167,8 +167,26 @@ impl Service {
         now: Timestamp,
         rng: &mut dyn RngCore,
     ) -> Result<ConnTicket, NoDestination> {
+        self.schedule_avoiding(flow, active, now, rng, &[])
+    }
+
+    /// [`Service::schedule`] for a connection that `avoid`'s dests already refused: the
+    /// scheduler sees them as overloaded (so it skips them exactly as it skips an overloaded
+    /// dest, and a hashing scheduler without fallback finds no dest), and a persistence
+    /// template on one of them is replaced by a fresh pick.
+    ///
+    /// # Errors
+    /// [`NoDestination`] when no other dest is available.
+    pub fn schedule_avoiding(
+        &mut self,
+        flow: &Flow,
+        active: bool,
+        now: Timestamp,
+        rng: &mut dyn RngCore,
+        avoid: &[SocketAddr],
+    ) -> Result<ConnTicket, NoDestination> {
         let Some(persistence) = self.config.persistence else {
-            let i = self.pick(flow, now, rng)?;
+            let i = self.pick_avoiding(flow, now, rng, avoid)?;
             return Ok(self.bind(i, None, active));
         };
         let key = mask_client(flow.client.ip(), persistence.netmask);
@@ -177,8 +195,9 @@ impl Service {
         if let Some(t) = self.templates.lookup(&key, now, timeout_ms) {
             let (dest, generation) = (t.dest, t.generation);
             let i = self.find(dest, generation);
-            let valid =
-                i.is_some_and(|i| !(self.expire_quiescent_template && self.dests[i].weight() == 0));
+            let quiesced_out =
+                |i: usize| self.expire_quiescent_template && self.dests[i].weight() == 0;
+            let valid = i.is_some_and(|i| !avoid.contains(&dest) && !quiesced_out(i));
             if let (true, Some(i)) = (valid, i) {
                 if let Some(t) = self.templates.get_mut(&key) {
                     t.controlled += 1;
@@ -186,9 +205,11 @@ impl Service {
                 }
                 return Ok(self.bind(i, Some(key), active));
             }
-            self.drop_template(&key);
+            if !avoid.contains(&dest) {
+                self.drop_template(&key);
+            }
         }
-        let i = self.pick(flow, now, rng)?;
+        let i = self.pick_avoiding(flow, now, rng, avoid)?;
         let d = &mut self.dests[i];
         d.conns.persistent += 1;
         d.check_overload_after_bind();
@@ -202,6 +223,30 @@ impl Service {
             self.unbind_template(&old);
         }
         Ok(self.bind(i, Some(key), active))
+    }
+
+    fn pick_avoiding(
+        &mut self,
+        flow: &Flow,
+        now: Timestamp,
+        rng: &mut dyn RngCore,
+        avoid: &[SocketAddr],
+    ) -> Result<usize, NoDestination> {
+        if avoid.is_empty() {
+            return self.pick(flow, now, rng);
+        }
+        let mut hidden = Vec::with_capacity(avoid.len());
+        for addr in avoid {
+            if let Some(&i) = self.index.get(addr) {
+                hidden.push((i, self.dests[i].overloaded));
+                self.dests[i].overloaded = true;
+            }
+        }
+        let picked = self.pick(flow, now, rng);
+        for (i, was) in hidden {
+            self.dests[i].overloaded = was;
+        }
+        picked
     }
 
     fn pick(
@@ -302,6 +347,40 @@ impl Service {
                     t.controlled = t.controlled.saturating_sub(1);
                 }
             }
+        }
+    }
+
+    /// Ends a connection that never happened: its dest refused it (or did not answer).
+    /// Like [`Service::release`], and it also takes back the `Conns` count and the
+    /// persistence template (see [`Service::unpersist`]): `Conns` counts connections, not
+    /// attempts.
+    pub fn refused(&mut self, mut ticket: ConnTicket) {
+        self.unpersist(&mut ticket);
+        let (dest, generation) = (ticket.dest, ticket.generation);
+        self.release(ticket);
+        self.stats.uncount_conn();
+        if let Some(i) = self.find(dest, generation) {
+            self.dests[i].stats.uncount_conn();
+        }
+    }
+
+    /// Detaches a refused attempt from its persistence template, and drops the template when
+    /// no other connection holds it, so the client's next attempt is scheduled afresh instead
+    /// of sent to the same refusing dest. The ticket still counts against its dest until it
+    /// is handed to [`Service::refused`].
+    fn unpersist(&mut self, ticket: &mut ConnTicket) {
+        let Some(key) = ticket.template.take() else {
+            return;
+        };
+        let Some(t) = self.templates.get_mut(&key) else {
+            return;
+        };
+        if t.dest != ticket.dest || t.generation != ticket.generation {
+            return;
+        }
+        t.controlled = t.controlled.saturating_sub(1);
+        if t.controlled == 0 {
+            self.drop_template(&key);
         }
     }
 

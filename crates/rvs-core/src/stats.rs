@@ -111,6 +111,13 @@ impl Stats {
         self.counters += delta;
     }
 
+    /// Takes back one connection counted by mistake (one that never reached its dest), so
+    /// `Conns` counts connections, not attempts. The rate sees no negative step.
+    pub fn uncount_conn(&mut self) {
+        self.counters.conns = self.counters.conns.saturating_sub(1);
+        self.est.last.conns = self.est.last.conns.min(self.counters.conns);
+    }
+
     /// Runs every estimator period that has ended by `now`. The first call starts the clock.
     pub fn estimate(&mut self, now: Timestamp) {
         let Some(next) = self.est.next_period else {

@@ -28,9 +28,14 @@ fn flow(client: &str) -> Flow {
 
 /// An rr service with `n` dests of weight 1 (kernel order: dest(1) first), optionally persistent.
 fn setup(n: u8, persistence: Option<Persistence>) -> Table {
+    setup_with(SchedulerKind::Rr, n, persistence)
+}
+
+/// The same with another scheduler.
+fn setup_with(scheduler: SchedulerKind, n: u8, persistence: Option<Persistence>) -> Table {
     let mut cmds = vec![Command::AddService(ServiceConfig {
         persistence,
-        ..ServiceConfig::new(key()).with_scheduler(SchedulerKind::Rr)
+        ..ServiceConfig::new(key()).with_scheduler(scheduler)
     })];
     for i in (1..=n).rev() {
         cmds.push(Command::AddDest {
@@ -362,4 +367,54 @@ fn fwmark_and_ipv6_services_schedule_too() {
         .schedule(&f, true, Timestamp::ZERO, &mut rng)
         .unwrap();
     assert_eq!(got.dest, d6);
+}
+
+#[test]
+fn a_refused_attempt_is_avoided_uncounted_and_unpersisted() {
+    for persistence in [None, persist(300, [255, 255, 255, 255])] {
+        let mut t = setup_with(SchedulerKind::Wlc, 2, persistence);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let svc = t.service_mut(&key()).unwrap();
+        let now = Timestamp::from_secs(1);
+        // Both idle: wlc takes the first in list order, dest(1), which refuses.
+        let first = svc
+            .schedule(&flow("198.18.9.1:1000"), true, now, &mut rng)
+            .unwrap();
+        assert_eq!(first.dest, dest(1));
+        svc.refused(first);
+        // Idle again, but avoided: the next pick is the other one.
+        let second = svc
+            .schedule_avoiding(&flow("198.18.9.1:1000"), true, now, &mut rng, &[dest(1)])
+            .unwrap();
+        assert_eq!(second.dest, dest(2));
+        let d1 = svc.dest(&dest(1)).unwrap();
+        assert_eq!(
+            d1.stats.counters().conns,
+            0,
+            "the refused attempt is not a connection"
+        );
+        assert_eq!((d1.conns.active, d1.conns.persistent), (0, 0));
+        assert!(
+            !d1.overloaded,
+            "avoiding leaves the dest's own flag as it was"
+        );
+        assert_eq!(svc.stats().counters().conns, 1);
+        // Avoiding every dest finds none.
+        assert!(svc
+            .schedule_avoiding(
+                &flow("198.18.9.2:1"),
+                true,
+                now,
+                &mut rng,
+                &[dest(1), dest(2)]
+            )
+            .is_err());
+        // A persistent client now stays on the dest that answered.
+        if persistence.is_some() {
+            let again = svc
+                .schedule(&flow("198.18.9.1:1001"), true, now, &mut rng)
+                .unwrap();
+            assert_eq!(again.dest, dest(2));
+        }
+    }
 }

@@ -229,15 +229,19 @@ impl DataPlane for ProxyPlane {
 
     fn apply(&mut self, changes: &[Change]) -> Result<(), DataPlaneError> {
         self.check(changes)?;
-        // Bind every new service's sockets first: a failure leaves everything as it was.
+        // Bind every new service's sockets first: a failure leaves everything as it was. A
+        // service removed and added again in one batch (`-C` then `-A` in a restore) keeps
+        // the sockets it has, so its VIP never stops listening.
         let mut bound: HashMap<usize, Bound> = HashMap::new();
+        let mut to_bind = std::collections::HashSet::new();
         for (i, c) in changes.iter().enumerate() {
             if let Change::ServiceAdded(s) = c {
-                if !self.services.contains_key(&s.key) {
+                if !self.services.contains_key(&s.key) && to_bind.insert(s.key) {
                     bound.insert(i, self.bind(s)?);
                 }
             }
         }
+        let mut removed: HashMap<ServiceKey, Running> = HashMap::new();
         for (i, c) in changes.iter().enumerate() {
             if let Err(e) = self.shared.table().apply_change(c) {
                 tracing::error!(error = %e, change = ?c, "proxy plane mirror drifted");
@@ -247,6 +251,9 @@ impl DataPlane for ProxyPlane {
                     if let Some(b) = bound.remove(&i) {
                         let running = self.spawn(s, b)?;
                         self.services.insert(s.key, running);
+                    } else if let Some(running) = removed.remove(&s.key) {
+                        running.one_packet.store(s.one_packet, Ordering::Relaxed);
+                        self.services.insert(s.key, running);
                     }
                 }
                 Change::ServiceEdited(s) => {
@@ -255,7 +262,9 @@ impl DataPlane for ProxyPlane {
                     }
                 }
                 Change::ServiceRemoved { service } => {
-                    self.services.remove(service);
+                    if let Some(running) = self.services.remove(service) {
+                        removed.insert(*service, running);
+                    }
                 }
                 Change::TimeoutsSet(t) => self.shared.set_timeouts(*t),
                 _ => {}

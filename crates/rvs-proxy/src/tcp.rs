@@ -45,7 +45,11 @@ pub async fn accept_loop(
     }
 }
 
-/// Schedules and connects, trying another pick while real servers refuse.
+/// Schedules and connects, trying another pick while real servers refuse: at most one try
+/// per dest. The next pick avoids every dest that refused this connection (the scheduler sees
+/// them as overloaded), and each refused attempt is handed back with
+/// [`rvs_core::Service::refused`], which also takes back its `Conns` count: `Conns` counts
+/// the clients' connections, not the attempts.
 async fn connect(
     shared: &Shared,
     key: ServiceKey,
@@ -56,15 +60,19 @@ async fn connect(
         .table()
         .service(&key)
         .map_or(1, |s| s.dests().len().max(1));
+    let mut avoid: Vec<SocketAddr> = Vec::new();
     for _ in 0..attempts {
         let ticket = {
             let mut table = shared.table();
             let now = shared.now();
-            let svc = table.service_mut(&key)?;
-            svc.schedule(flow, true, now, rng).ok()
+            table
+                .service_mut(&key)
+                .and_then(|svc| svc.schedule_avoiding(flow, true, now, rng, &avoid).ok())
         };
         let Some(ticket) = ticket else {
-            shared.no_dest.fetch_add(1, Ordering::Relaxed);
+            if avoid.is_empty() {
+                shared.no_dest.fetch_add(1, Ordering::Relaxed);
+            }
             return None;
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ticket.dest)).await {
@@ -73,8 +81,9 @@ async fn connect(
             Err(_) => tracing::debug!(dest = %ticket.dest, "connect timed out"),
         }
         shared.connect_retries.fetch_add(1, Ordering::Relaxed);
+        avoid.push(ticket.dest);
         if let Some(svc) = shared.table().service_mut(&key) {
-            svc.release(ticket);
+            svc.refused(ticket);
         }
     }
     None

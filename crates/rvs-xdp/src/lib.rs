@@ -32,7 +32,11 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 /// A sentence saying how to get the xdp plane built.
 pub fn object() -> Result<&'static [u8], String> {
     if OBJECT.is_empty() {
-        return Err("rvs was built without clang and libbpf-dev, so the xdp data plane is missing: apt-get install clang libbpf-dev, then rebuild".to_owned());
+        return Err(MISSING_OBJECT.to_owned());
     }
     Ok(OBJECT)
 }
+
+/// Why there is no BPF object, as a clause that can follow a colon.
+pub const MISSING_OBJECT: &str = "this rvs was built without clang and libbpf-dev \
+     (apt-get install clang libbpf-dev, then rebuild)";

@@ -60,6 +60,9 @@ pub enum ServeError {
     /// Another rvsd answers on the socket.
     #[error("another rvsd is already listening on {0}")]
     AlreadyRunning(PathBuf),
+    /// `--control` names something that is not a socket; rvsd leaves it alone.
+    #[error("--control {0} exists and is not a socket; rvsd will not replace it: choose another path or remove it yourself")]
+    NotASocket(PathBuf),
     /// `--api` without a usable token.
     #[error("--api needs --api-token-file with a non-empty token: {0}")]
     Token(String),
@@ -79,7 +82,11 @@ fn bind_control(path: &Path) -> Result<UnixListener, ServeError> {
         std::fs::create_dir_all(dir)
             .map_err(listen_err("cannot create directory", dir.display()))?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(ServeError::NotASocket(path.to_owned()));
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(ServeError::AlreadyRunning(path.to_owned()));
         }
@@ -120,6 +127,8 @@ pub async fn run_until(
     opts: Options,
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    // The state directory's lock comes first: a second rvsd stops here, before it binds a VIP.
+    let store = StateStore::open(&opts.state_dir)?;
     let plane = plane::build(
         opts.dataplane,
         &opts.interfaces,
@@ -127,7 +136,6 @@ pub async fn run_until(
         opts.workers,
     )
     .map_err(ServeError::Plane)?;
-    let store = StateStore::open(&opts.state_dir)?;
     let token = opts
         .api
         .map(|_| read_token(opts.api_token_file.as_deref()))

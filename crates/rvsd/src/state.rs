@@ -53,6 +53,14 @@ pub enum StateError {
         /// What is wrong with it.
         problem: String,
     },
+    /// Another process holds the state directory.
+    #[error("the state directory {dir} is in use by another rvsd ({holder}); stop it first, or give this one its own --state-dir")]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+        /// Who holds it, as its lock file says (`pid 1234`).
+        holder: String,
+    },
     /// Writing failed; the previous state is intact.
     #[error("cannot write state to {path}: {operation} failed: {source}")]
     Write {
@@ -65,25 +73,68 @@ pub enum StateError {
     },
 }
 
-/// The state directory.
+/// The lock file inside the state directory: one rvsd holds it (flock) while it runs.
+pub const LOCK_FILE: &str = "rvsd.lock";
+
+/// The state directory, held exclusively by this process while the store lives.
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
+    /// The locked file; the lock ends when the last clone is dropped (or the process dies).
+    _lock: std::sync::Arc<File>,
 }
 
 impl StateStore {
-    /// A store in `dir`, created if missing.
+    /// A store in `dir`, created if missing, locked against every other rvsd: a second
+    /// daemon on the same directory is refused here, before it touches anything else.
     ///
     /// # Errors
-    /// When the directory cannot be created.
+    /// [`StateError::Locked`] naming the holder, or when the directory cannot be created.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        fs::create_dir_all(dir).map_err(|source| StateError::Write {
-            path: dir.to_owned(),
-            operation: "create directory",
-            source,
-        })?;
+        let write_err = |operation, path: PathBuf| {
+            move |source| StateError::Write {
+                path,
+                operation,
+                source,
+            }
+        };
+        fs::create_dir_all(dir).map_err(write_err("create directory", dir.to_owned()))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let mut lock = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(write_err("open the lock file", lock_path.clone()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&lock_path)
+                    .ok()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "holder unknown".to_owned());
+                return Err(StateError::Locked {
+                    dir: dir.to_owned(),
+                    holder,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(write_err("lock", lock_path)(e));
+            }
+        }
+        // Who holds it, for the next one's message; the lock, not this text, is the guard.
+        lock.set_len(0)
+            .and_then(|()| {
+                use std::io::Seek;
+                lock.rewind()?;
+                writeln!(lock, "pid {}", std::process::id())
+            })
+            .map_err(write_err("write the lock file", lock_path))?;
         Ok(Self {
             dir: dir.to_owned(),
+            _lock: std::sync::Arc::new(lock),
         })
     }
 
@@ -179,6 +230,21 @@ mod tests {
         };
         store.save(&state).unwrap();
         assert_eq!(store.load().unwrap(), state);
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_directory_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateStore::open(dir.path()).unwrap();
+        let err = StateStore::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StateError::Locked { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(first);
+        StateStore::open(dir.path()).expect("free again once the holder is gone");
     }
 
     #[test]

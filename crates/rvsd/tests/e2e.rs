@@ -295,8 +295,15 @@ fn the_control_socket_is_private_and_a_missing_rvsd_is_reported() {
     let mut d = Rvsd::start(&[]);
     let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    // A second rvsd on the same socket refuses to start.
-    let o = d.command().output().unwrap();
+    // A second rvsd on the same socket (with a state directory of its own) refuses to start.
+    let other_state = d.dir.join("other-state");
+    let o = std::process::Command::new(common::rvsd_bin())
+        .args(["--dataplane", "none", "--state-dir"])
+        .arg(&other_state)
+        .arg("--control")
+        .arg(&d.socket)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(
         err(&o).contains("another rvsd is already listening"),
@@ -309,6 +316,61 @@ fn the_control_socket_is_private_and_a_missing_rvsd_is_reported() {
     let e = err(&o);
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(e.contains("rvsd is not running"), "{e}");
+}
+
+#[test]
+fn a_second_rvsd_on_the_same_state_dir_stops_before_it_binds_a_vip() {
+    let vip = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let d = Rvsd::start_raw(&["--dataplane", "proxy"]);
+    let o = d.ipvsadm(&["-A", "-t", &vip]);
+    assert!(o.status.success(), "{}", err(&o));
+    let before = d.save();
+    let pid = d.child.as_ref().unwrap().id();
+    // Same state directory, another control socket: refused on the lock, naming the holder.
+    let o = std::process::Command::new(common::rvsd_bin())
+        .args(["--dataplane", "proxy", "--state-dir"])
+        .arg(&d.state_dir)
+        .arg("--control")
+        .arg(d.dir.join("second.sock"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = err(&o);
+    assert!(
+        e.contains("is in use by another rvsd") && e.contains(&format!("pid {pid}")),
+        "{e}"
+    );
+    assert!(!d.dir.join("second.sock").exists(), "it bound nothing");
+    // The first one still owns the VIP alone: every connection reaches its listener (a
+    // second listener on the port would be one of two SO_REUSEPORT sockets).
+    for _ in 0..20 {
+        std::net::TcpStream::connect(&vip).expect("the first rvsd still listens");
+    }
+    assert_eq!(d.save(), before);
+}
+
+#[test]
+fn control_names_a_regular_file_which_is_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("precious");
+    std::fs::write(&file, b"keep me").unwrap();
+    let o = std::process::Command::new(common::rvsd_bin())
+        .args(["--dataplane", "none", "--state-dir"])
+        .arg(tmp.path().join("state"))
+        .arg("--control")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(err(&o).contains("is not a socket"), "{}", err(&o));
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
 }
 
 #[test]

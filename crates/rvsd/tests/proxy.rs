@@ -284,15 +284,66 @@ async fn removing_and_readding_a_real_server_under_load_drops_no_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refusing_real_server_is_replaced_by_the_next_pick() {
+async fn a_refusing_real_server_is_replaced_by_the_next_pick_under_every_scheduler() {
     let d = proxy();
-    let (vip, _) = tcp_service(&d, "rr", &[('A', 1)], &[]).await;
-    // A real server nobody listens on.
-    let dead = format!("127.0.10.50:{}", vip.port());
-    let o = d.ipvsadm(&["-a", "-t", &vip.to_string(), "-r", &dead, "-m"]);
-    assert!(o.status.success(), "{}", err(&o));
-    for _ in 0..6 {
-        assert_eq!(connect(vip).await.1, 'A');
+    // The dead real server is added last, so it is first in the kernel's list order: the
+    // least-connection schedulers pick it whenever every dest is idle.
+    for (scheduler, extra) in [
+        ("wlc", &[][..]),
+        ("lc", &[]),
+        ("sed", &[]),
+        ("nq", &[]),
+        ("rr", &[]),
+        ("wrr", &[]),
+        ("wlc", &["-p", "60"]),
+    ] {
+        let (vip, reals) = tcp_service(&d, scheduler, &[('A', 1)], extra).await;
+        // A real server nobody listens on.
+        let dead: SocketAddr = format!("127.0.10.50:{}", vip.port()).parse().unwrap();
+        let o = d.ipvsadm(&["-a", "-t", &vip.to_string(), "-r", &dead.to_string(), "-m"]);
+        assert!(o.status.success(), "{}", err(&o));
+        for i in 0..5 {
+            let (s, id) = connect(vip).await;
+            assert_eq!(id, 'A', "{scheduler} {extra:?}: request {i}");
+            drop(s);
+        }
+        // Conns counts the clients' connections, not the attempts on the dead one.
+        let deadline = Instant::now() + STEP;
+        loop {
+            let (alive, refused) = (stats_line(&d, reals[0])[0], stats_line(&d, dead)[0]);
+            if (alive, refused) == (5, 0) || Instant::now() > deadline {
+                assert_eq!((alive, refused), (5, 0), "{scheduler} {extra:?}: Conns");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            conns(&d, dead),
+            (0, 0),
+            "{scheduler}: nothing held on the dead dest"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_deletes_and_adds_a_service_again_keeps_its_vip_listening() {
+    let d = proxy();
+    let (vip, reals) = tcp_service(&d, "rr", &[('A', 1)], &[]).await;
+    let real = reals[0];
+    let scripts = [
+        format!("-C\n-A -t {vip}\n-a -t {vip} -r {real} -m\n"),
+        format!("-D -t {vip}\n-A -t {vip} -s wrr\n-a -t {vip} -r {real} -m\n"),
+        format!(
+            "-D -t {vip}\n-A -t {vip}\n-D -t {vip}\n-A -t {vip} -s sh\n-a -t {vip} -r {real} -m\n"
+        ),
+    ];
+    for script in &scripts {
+        let o = d.ipvsadm_stdin(&["-R"], script.as_bytes());
+        assert!(o.status.success(), "{script}: {}", err(&o));
+        for i in 0..3 {
+            let (_, id) = connect(vip).await;
+            assert_eq!(id, 'A', "{script:?}: request {i}");
+        }
     }
 }
 

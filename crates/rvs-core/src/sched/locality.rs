@@ -106,7 +106,7 @@ impl<V> LocalityCache<V> {
     }
 
     fn check(&mut self, now: Timestamp) {
-        if self.counter % CHECKS_PER_FULL == 0 {
+        if self.counter.is_multiple_of(CHECKS_PER_FULL) {
             let expiration = self.expiration_ms;
             self.entries
                 .retain(|_, e| e.last_use.0 + expiration > now.0);

@@ -75,6 +75,11 @@ fn unsupported(what: String, hint: &str) -> DataPlaneError {
     }
 }
 
+/// The plane cannot run without its BPF object.
+fn without_object(why: String) -> DataPlaneError {
+    unsupported(format!("run: {why}"), "--dataplane proxy")
+}
+
 impl XdpPlane {
     /// Loads the program and attaches it to every interface (the first one's addresses are the
     /// director's) in `mode`, or native where the driver has it and generic otherwise, logging
@@ -123,7 +128,7 @@ impl XdpPlane {
         director: DirectorAddr,
         neighbors: Box<dyn Neighbors>,
     ) -> Result<Self, DataPlaneError> {
-        let object = crate::object().map_err(|e| unsupported(e, "--dataplane proxy"))?;
+        let object = crate::object().map_err(without_object)?;
         let mut ebpf = Ebpf::load(object).map_err(|e| failed("load the BPF object", e))?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM)
@@ -588,5 +593,18 @@ impl DataPlane for XdpPlane {
 
     fn connections(&self) -> Vec<ConnectionEntry> {
         self.read_connections()
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    #[test]
+    fn a_build_without_the_object_says_so_in_one_sentence() {
+        let e = super::without_object(crate::MISSING_OBJECT.to_owned());
+        assert_eq!(
+            e.to_string(),
+            "the xdp data plane cannot run: this rvs was built without clang and libbpf-dev \
+             (apt-get install clang libbpf-dev, then rebuild); use --dataplane proxy"
+        );
     }
 }
