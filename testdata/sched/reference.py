@@ -195,44 +195,19 @@ def mh_schedule(table, weights, addr, port, fallback):
 
 # ---- ip_vs_wrr.c ---------------------------------------------------------------------------
 def wrr_sequence(weights, n):
-    """ip_vs_wrr_init_svc / ip_vs_wrr_dest_changed / ip_vs_wrr_schedule; cl None = list head."""
-    di = 0
-    for w in weights:
-        if w > 0:
-            di = gcd(w, di) if di > 0 else w
-    di = di or 1
-    mw = max(weights + [0]) - (di - 1)
-    cw, cl, out = mw, None, []
-    for _ in range(n):
-        if mw == 0:
-            out.append(None)
-            continue
-        last, stop, last_pass, restarted = cl, None, False, False
-        pos = -1 if cl is None else cl
-        found = None
-        while found is None:
-            hit = False
-            for i in range(pos + 1, len(weights)):
-                if weights[i] >= cw:
-                    found, hit = i, True
-                    break
-                if i == stop:
-                    break
-            if hit or (stop is not None and pos + 1 <= stop < len(weights) and found is None and i == stop):
-                break
-            pos = -1
-            cw -= di
-            if cw <= 0:
-                cw = mw
-                if last_pass or last is None:
-                    break
-                restarted = True
-            last_pass = cw <= di
-            if last_pass and restarted and last is not None:
-                stop = last
-        cl = found if found is not None else cl
-        out.append(found)
-    return out
+    """A service that already has these dests when it gets wrr (ip_vs_wrr_init_svc: an edit
+    to -s wrr), then n picks of ip_vs_wrr_schedule; picks are list positions."""
+    svc = WrrService()
+    svc.names, svc.weights = list(range(len(weights))), list(weights)
+    svc.init_svc()
+    return [svc.schedule() for _ in range(n)]
+
+
+def wrr_added_sequence(weights, n):
+    """A wrr service created empty whose dests are added last to first (so the list order is
+    `weights`'s), each add running ip_vs_wrr_dest_changed; then n picks."""
+    events = [["add", i, w] for i, w in reversed(list(enumerate(weights)))] + [["pick", n]]
+    return replay(WrrService(), events)
 
 
 # ---- ip_vs_rr.c ----------------------------------------------------------------------------
@@ -247,6 +222,162 @@ def rr_sequence(weights, n):
             cl = hit
         out.append(hit)
     return out
+
+
+# ---- change by change: ip_vs_ctl.c's add/edit/del hooks over one service's life ----------
+class WrrService:
+    """A service's dest list (kernel list order: newest first) and ip_vs_wrr's mark, driven
+    through the hooks ip_vs_ctl.c calls: init_service (ip_vs_wrr_init_svc), add_dest /
+    upd_dest / del_dest (all ip_vs_wrr_dest_changed), and ip_vs_wrr_schedule."""
+
+    def __init__(self):
+        self.names, self.weights = [], []
+        self.init_svc()
+
+    def gcd_weight(self):
+        g = 0
+        for w in self.weights:
+            if w > 0:
+                g = gcd(w, g) if g > 0 else w
+        return g if g else 1
+
+    def max_weight(self):
+        return max(self.weights + [0])
+
+    def init_svc(self):
+        self.cl = None  # the list head
+        self.di = self.gcd_weight()
+        self.mw = self.max_weight() - (self.di - 1)
+        self.cw = self.mw
+
+    def dest_changed(self):
+        self.cl = None
+        self.di = self.gcd_weight()
+        self.mw = self.max_weight() - (self.di - 1)
+        if self.cw > self.mw or not self.cw:
+            self.cw = self.mw
+        elif self.di > 1:
+            self.cw = (self.cw // self.di) * self.di + 1
+
+    def add(self, name, weight):
+        # __ip_vs_update_dest(add=1): list_add_rcu at the head, then sched->add_dest.
+        self.names.insert(0, name)
+        self.weights.insert(0, weight)
+        self.dest_changed()
+
+    def edit(self, name, weight):
+        # __ip_vs_update_dest(add=0): the new weight is set, then sched->upd_dest.
+        self.weights[self.names.index(name)] = weight
+        self.dest_changed()
+
+    def delete(self, name):
+        # __ip_vs_unlink_dest: list_del_rcu, then sched->del_dest.
+        i = self.names.index(name)
+        del self.names[i], self.weights[i]
+        self.dest_changed()
+
+    def schedule(self):
+        # dest = mark->cl; list_for_each_entry_continue starts after it; None is the head.
+        dest = self.cl
+        if self.mw == 0:
+            self.cl = dest
+            return None  # err_noavail
+        last, stop, last_pass, restarted = dest, None, False, False
+        while True:
+            start = 0 if dest is None else dest + 1
+            for i in range(start, len(self.weights)):
+                dest = i
+                if self.weights[i] >= self.cw:
+                    self.cl = i  # found
+                    return self.names[i]
+                if i == stop:
+                    self.cl = i  # err_over
+                    return None
+            dest = None  # the loop ran off the end: dest is the head again
+            self.cw -= self.di
+            if self.cw <= 0:
+                self.cw = self.mw
+                if last_pass or last is None:
+                    self.cl = None  # err_over at the head
+                    return None
+                restarted = True
+            last_pass = self.cw <= self.di
+            if last_pass and restarted and last is not None:
+                stop = last
+
+
+class RrService:
+    """ip_vs_rr.c over a service's life: sched_data is a list position (the head at first);
+    ip_vs_rr_del_dest moves it to the entry before a deleted dest that it points at."""
+
+    def __init__(self):
+        self.names, self.weights = [], []
+        self.cl = None
+
+    def add(self, name, weight):
+        # Linked at the head; sched_data keeps pointing at the same entry.
+        self.names.insert(0, name)
+        self.weights.insert(0, weight)
+        if self.cl is not None:
+            self.cl += 1
+
+    def edit(self, name, weight):
+        self.weights[self.names.index(name)] = weight
+
+    def delete(self, name):
+        i = self.names.index(name)
+        del self.names[i], self.weights[i]
+        if self.cl == i:
+            self.cl = i - 1 if i > 0 else None  # p->next->prev: the entry before, or the head
+        elif self.cl is not None and self.cl > i:
+            self.cl -= 1
+
+    def schedule(self):
+        # list_for_each_entry_continue from the cursor, wrapping once through the head.
+        order = list(range(0 if self.cl is None else self.cl + 1, len(self.weights)))
+        if self.cl is not None:
+            order += list(range(0, self.cl + 1))
+        for i in order:
+            if self.weights[i] > 0:
+                self.cl = i
+                return self.names[i]
+        return None
+
+
+def replay(service, events):
+    """Runs events on a service: ["add", name, weight], ["edit", name, weight], ["del", name],
+    ["pick", n]. Returns the names picked, in order (None = no destination)."""
+    picks = []
+    for e in events:
+        if e[0] == "add":
+            service.add(e[1], e[2])
+        elif e[0] == "edit":
+            service.edit(e[1], e[2])
+        elif e[0] == "del":
+            service.delete(e[1])
+        else:
+            picks += [service.schedule() for _ in range(e[1])]
+    return picks
+
+
+A, B, C, D = "198.18.1.1:80", "198.18.1.2:80", "198.18.1.3:80", "198.18.1.4:80"
+CHANGE_SCENARIOS = [
+    # The issue's case: -A then -a A 4, B 3, C 2; the mark evolves on every add.
+    [["add", A, 4], ["add", B, 3], ["add", C, 2], ["pick", 20]],
+    # Picks between adds: the cursor and cw carry over.
+    [["add", A, 4], ["pick", 3], ["add", B, 3], ["pick", 4], ["add", C, 2], ["pick", 12]],
+    # A gcd above 1 (di > 1 rounds cw), then it drops to 1 with a new dest.
+    [["add", A, 6], ["add", B, 4], ["pick", 5], ["add", C, 3], ["pick", 10], ["del", C], ["pick", 8]],
+    # Edits: weight up, weight to 0 (quiesce), back; each is an upd_dest.
+    [["add", A, 1], ["add", B, 1], ["add", C, 1], ["pick", 4], ["edit", B, 5], ["pick", 8],
+     ["edit", B, 0], ["pick", 5], ["edit", A, 0], ["edit", C, 0], ["pick", 2], ["edit", C, 2], ["pick", 5]],
+    # Deleting the dest that was picked last, the head and the tail.
+    [["add", A, 2], ["add", B, 2], ["add", C, 1], ["add", D, 3], ["pick", 3], ["del", D], ["pick", 3],
+     ["del", A], ["pick", 3], ["add", A, 7], ["pick", 9]],
+    # Every dest deleted and added again.
+    [["add", A, 3], ["add", B, 1], ["pick", 2], ["del", A], ["del", B], ["pick", 2], ["add", C, 2],
+     ["add", B, 4], ["pick", 8]],
+]
 
 
 def main():
@@ -289,8 +420,12 @@ def main():
         out["dh"].append({"dests": names, "weights": weights, "targets": cl,
                           "picks": [dh_schedule(len(dests), weights, c) for c in cl]})
     for weights in ([4, 3, 2], [1, 1, 1], [5, 1], [6, 4, 2], [3, 0, 2], [0, 0], [100, 1, 1], [2, 3, 5, 7]):
-        out["wrr"].append({"weights": weights, "picks": wrr_sequence(weights, 40)})
+        out["wrr"].append({"weights": weights, "picks": wrr_added_sequence(weights, 40)})
+        out.setdefault("wrr_init", []).append({"weights": weights, "picks": wrr_sequence(weights, 40)})
         out["rr"].append({"weights": weights, "picks": rr_sequence(weights, 12)})
+    for events in CHANGE_SCENARIOS:
+        out.setdefault("wrr_changes", []).append({"events": events, "picks": replay(WrrService(), events)})
+        out.setdefault("rr_changes", []).append({"events": events, "picks": replay(RrService(), events)})
     print(json.dumps(out, indent=1))
 
 

@@ -56,7 +56,7 @@ impl Service {
     #[must_use]
     pub fn new(config: ServiceConfig) -> Self {
         Self {
-            scheduler: Scheduler::new(config.scheduler),
+            scheduler: Scheduler::new(config.scheduler, &[]),
             config,
             dests: Vec::new(),
             index: DestIndex::default(),
@@ -110,7 +110,7 @@ impl Service {
 
     pub(crate) fn set_config(&mut self, config: ServiceConfig) {
         if config.scheduler != self.config.scheduler {
-            self.scheduler = Scheduler::new(config.scheduler);
+            self.scheduler = Scheduler::new(config.scheduler, &self.dests);
         }
         self.config = config;
     }
@@ -130,13 +130,13 @@ impl Service {
         self.next_generation += 1;
         self.dests.insert(0, dest);
         self.reindex();
-        self.scheduler.dest_added();
+        self.scheduler.dest_added(&self.dests);
     }
 
     pub(crate) fn edit_dest(&mut self, config: DestConfig) {
         if let Some(&i) = self.index.get(&config.addr) {
             self.dests[i].update(config);
-            self.scheduler.dests_changed();
+            self.scheduler.dests_changed(&self.dests);
         }
     }
 
@@ -144,7 +144,7 @@ impl Service {
         let i = *self.index.get(addr)?;
         let dest = self.dests.remove(i);
         self.reindex();
-        self.scheduler.dest_removed(i);
+        self.scheduler.dest_removed(i, &self.dests);
         Some(dest)
     }
 

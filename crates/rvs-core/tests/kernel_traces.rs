@@ -271,3 +271,112 @@ fn persistence_is_not_needed_for_hashing_but_combines_with_it() {
         .unwrap();
     assert_eq!(again.dest, first.dest);
 }
+
+/// One pick through the service (released at once, as a short connection would be).
+fn pick_one(table: &mut Table, key: ServiceKey, rng: &mut SmallRng) -> Option<SocketAddr> {
+    let flow = Flow {
+        client: "198.18.200.1:5555".parse().unwrap(),
+        local: key_addr(key),
+    };
+    let svc = table.service_mut(&key).unwrap();
+    let t = svc.schedule(&flow, true, Timestamp::ZERO, rng).ok()?;
+    let dest = t.dest;
+    svc.release(t);
+    Some(dest)
+}
+
+#[test]
+fn wrr_and_rr_follow_the_kernel_change_by_change() {
+    let t = traces();
+    for (section, kind) in [
+        ("wrr_changes", SchedulerKind::Wrr),
+        ("rr_changes", SchedulerKind::Rr),
+    ] {
+        for case in t[section].as_array().unwrap() {
+            let key = ServiceKey::tcp("198.18.0.100:80".parse().unwrap());
+            let mut table = Table::new();
+            table
+                .apply(Command::AddService(
+                    ServiceConfig::new(key).with_scheduler(kind),
+                ))
+                .unwrap();
+            let mut rng = SmallRng::seed_from_u64(1);
+            let mut got = Vec::new();
+            for e in case["events"].as_array().unwrap() {
+                let e = e.as_array().unwrap();
+                let addr = || e[1].as_str().unwrap().parse::<SocketAddr>().unwrap();
+                let dest = || {
+                    DestConfig::new(addr(), ForwardMethod::Masq)
+                        .with_weight(e[2].as_u64().unwrap() as u32)
+                };
+                let command = match e[0].as_str().unwrap() {
+                    "add" => Command::AddDest {
+                        service: key,
+                        dest: dest(),
+                    },
+                    "edit" => Command::EditDest {
+                        service: key,
+                        dest: dest(),
+                    },
+                    "del" => Command::DelDest {
+                        service: key,
+                        dest: addr(),
+                    },
+                    "pick" => {
+                        for _ in 0..e[1].as_u64().unwrap() {
+                            got.push(pick_one(&mut table, key, &mut rng));
+                        }
+                        continue;
+                    }
+                    other => panic!("unknown event {other}"),
+                };
+                table.apply(command).unwrap();
+            }
+            let want: Vec<Option<SocketAddr>> = case["picks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().map(|a| a.parse().unwrap()))
+                .collect();
+            assert_eq!(got, want, "{section}: {}", case["events"]);
+        }
+    }
+}
+
+#[test]
+fn a_service_switched_to_wrr_starts_from_the_kernels_init() {
+    // `-E -s wrr` on a service that has its dests: ip_vs_wrr_init_svc over them.
+    let t = traces();
+    for case in t["wrr_init"].as_array().unwrap() {
+        let weights: Vec<u32> = case["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_u64().unwrap() as u32)
+            .collect();
+        let dests: Vec<SocketAddr> = (1..=weights.len())
+            .map(|i| SocketAddr::from(([198, 18, 1, i as u8], 80)))
+            .collect();
+        let (mut table, key) = table_with(SchedulerKind::Rr, 0, &dests, &weights);
+        let config = table
+            .service(&key)
+            .unwrap()
+            .config()
+            .clone()
+            .with_scheduler(SchedulerKind::Wrr);
+        table.apply(Command::EditService(config)).unwrap();
+        let mut rng = SmallRng::seed_from_u64(1);
+        let got: Vec<Option<usize>> = (0..case["picks"].as_array().unwrap().len())
+            .map(|_| {
+                pick_one(&mut table, key, &mut rng).and_then(|d| dests.iter().position(|x| *x == d))
+            })
+            .collect();
+        let want: Vec<Option<usize>> = case["picks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().map(|i| i as usize))
+            .collect();
+        assert_eq!(got, want, "wrr_init {weights:?}");
+    }
+}

@@ -500,9 +500,10 @@ fn new_flows_follow_the_kernels_wrr_sequence() {
     let picks: Vec<u8> = (41000..41018)
         .map(|port| run(&mut p, &syn(client(port), to)).1[5])
         .collect();
+    // cw carries over the adds (it is 1 after the first), so the first pass is at weight 1.
     assert_eq!(
         picks,
-        [2, 2, 3, 2, 3, 4, 2, 3, 4, 2, 2, 3, 2, 3, 4, 2, 3, 4]
+        [2, 3, 4, 2, 2, 3, 2, 3, 4, 2, 3, 4, 2, 2, 3, 2, 3, 4]
     );
 }
 

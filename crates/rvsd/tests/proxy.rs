@@ -166,7 +166,9 @@ async fn wrr_follows_the_kernel_sequence() {
     for _ in 0..18 {
         seen.push(connect(vip).await.1);
     }
-    assert_eq!(seen, "AABABCABC".repeat(2));
+    // Added C, B, A one by one: the kernel's mark carries cw = 1 over the adds, so the
+    // first pass is at weight 1 (ip_vs_wrr_dest_changed), then 4, 3, 2, 1, ...
+    assert_eq!(seen, "ABCAABABC".repeat(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,8 @@
 //!
 //! Schedulers keep their own state (cursors, hash tables, caches) and are told about dest
 //! changes through [`Scheduler::dest_added`], [`Scheduler::dest_removed`] and
-//! [`Scheduler::dests_changed`]; tables are rebuilt lazily on the next pick.
+//! [`Scheduler::dests_changed`]; wrr's mark follows each change at once, hash tables are
+//! rebuilt lazily on the next pick.
 
 mod hash;
 mod lblc;
@@ -136,12 +137,13 @@ pub enum Scheduler {
 }
 
 impl Scheduler {
-    /// A fresh scheduler of this kind, as `init_service` makes it.
+    /// A fresh scheduler of this kind for a service whose dests are `dests` (none for a new
+    /// service; the current ones when `-E` changes the scheduler), as `init_service` makes it.
     #[must_use]
-    pub fn new(kind: SchedulerKind) -> Self {
-        let mut scheduler = match kind {
+    pub fn new(kind: SchedulerKind, dests: &[Dest]) -> Self {
+        match kind {
             SchedulerKind::Rr => Self::Rr(rr::Rr::default()),
-            SchedulerKind::Wrr => Self::Wrr(wrr::Wrr::default()),
+            SchedulerKind::Wrr => Self::Wrr(wrr::Wrr::init(dests)),
             SchedulerKind::Lc => Self::Lc,
             SchedulerKind::Wlc => Self::Wlc,
             SchedulerKind::Sed => Self::Sed,
@@ -154,9 +156,7 @@ impl Scheduler {
             SchedulerKind::Ovf => Self::Ovf,
             SchedulerKind::Mh => Self::Mh(mh::Mh::default()),
             SchedulerKind::Twos => Self::Twos,
-        };
-        scheduler.dests_changed();
-        scheduler
+        }
     }
 
     /// The most dests this scheduler can hold, if limited (mh: one per table slot).
@@ -168,26 +168,30 @@ impl Scheduler {
         }
     }
 
-    /// A dest was linked at the head of the list (position 0).
-    pub fn dest_added(&mut self) {
+    /// A dest was linked at the head of the list (position 0); `dests` is the list after it
+    /// (`add_dest`).
+    pub fn dest_added(&mut self, dests: &[Dest]) {
         match self {
             Self::Rr(s) => s.dest_added(),
-            _ => self.dests_changed(),
+            _ => self.dests_changed(dests),
         }
     }
 
-    /// The dest at `index` was unlinked.
-    pub fn dest_removed(&mut self, index: usize) {
+    /// The dest at `index` was unlinked; `dests` is the list after it (`del_dest`).
+    pub fn dest_removed(&mut self, index: usize, dests: &[Dest]) {
         match self {
             Self::Rr(s) => s.dest_removed(index),
-            _ => self.dests_changed(),
+            _ => self.dests_changed(dests),
         }
     }
 
-    /// A dest's weight or flags changed (`upd_dest`), or dests were added or removed.
-    pub fn dests_changed(&mut self) {
+    /// A dest's weight or flags changed (`upd_dest`), or dests were added or removed. wrr's
+    /// mark follows at once, as the kernel's hook runs on every change (its current weight
+    /// carries over); the hashing schedulers' tables depend only on the current dests, so
+    /// they are rebuilt on the next pick.
+    pub fn dests_changed(&mut self, dests: &[Dest]) {
         match self {
-            Self::Wrr(s) => s.mark_dirty(),
+            Self::Wrr(s) => s.dest_changed(dests),
             Self::Dh(s) => s.mark_dirty(),
             Self::Sh(s) => s.mark_dirty(),
             Self::Mh(s) => s.mark_dirty(),

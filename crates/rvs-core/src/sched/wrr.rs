@@ -15,7 +15,6 @@ pub struct Wrr {
     cw: i64,
     mw: i64,
     di: i64,
-    dirty: bool,
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -26,18 +25,32 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
+/// `ip_vs_wrr_gcd_weight` (1 when no dest has a positive weight) and
+/// `ip_vs_wrr_max_weight` (over every dest, 0 for none).
+fn gcd_and_max(dests: &[Dest]) -> (i64, i64) {
+    let weights = dests.iter().map(|d| i64::from(d.weight()));
+    let di = weights.clone().filter(|&w| w > 0).reduce(gcd).unwrap_or(1);
+    (di, weights.max().unwrap_or(0).max(0))
+}
+
 impl Wrr {
-    /// Dests changed: recompute on the next pick.
-    pub fn mark_dirty(&mut self) {
-        self.dirty = true;
+    /// `ip_vs_wrr_init_svc`: the mark of a service that gets wrr with these dests.
+    #[must_use]
+    pub fn init(dests: &[Dest]) -> Self {
+        let (di, max) = gcd_and_max(dests);
+        let mw = max - (di - 1);
+        Self {
+            cl: None,
+            cw: mw,
+            mw,
+            di,
+        }
     }
 
-    /// `ip_vs_wrr_dest_changed`: back to the head, recompute `di` and `mw`, and keep `cw` in
-    /// range and aligned to the new gcd.
-    fn dest_changed(&mut self, dests: &[Dest]) {
-        let weights = dests.iter().map(|d| i64::from(d.weight()));
-        let di = weights.clone().filter(|&w| w > 0).reduce(gcd).unwrap_or(1);
-        let max = weights.max().unwrap_or(0).max(0);
+    /// `ip_vs_wrr_dest_changed`, run on every add, edit and delete: back to the head,
+    /// recompute `di` and `mw`, and keep `cw` in range and aligned to the new gcd.
+    pub fn dest_changed(&mut self, dests: &[Dest]) {
+        let (di, max) = gcd_and_max(dests);
         self.cl = None;
         self.di = di;
         self.mw = max - (di - 1);
@@ -46,14 +59,10 @@ impl Wrr {
         } else if di > 1 {
             self.cw = (self.cw / di) * di + 1;
         }
-        self.dirty = false;
     }
 
     /// One pick, following `ip_vs_wrr_schedule` step by step.
     pub fn schedule(&mut self, dests: &[Dest]) -> Option<usize> {
-        if self.dirty {
-            self.dest_changed(dests);
-        }
         if self.mw <= 0 {
             return None;
         }
@@ -97,8 +106,7 @@ mod tests {
 
     fn run(weights: &[u32], n: usize) -> Vec<usize> {
         let d = dests(weights);
-        let mut w = Wrr::default();
-        w.mark_dirty();
+        let mut w = Wrr::init(&d);
         (0..n).map(|_| w.schedule(&d).unwrap()).collect()
     }
 
@@ -112,6 +120,19 @@ mod tests {
     }
 
     #[test]
+    fn wrr_current_weight_carries_over_every_dest_change() {
+        // Empty at init (cw = mw = 0); each add runs dest_changed: after A(4) cw = 1 (the
+        // `!cw` rule), and B(3), C(2) keep it, so the first pass is at cw 1: C B A.
+        let mut w = Wrr::init(&[]);
+        let all = dests(&[2, 3, 4]);
+        for k in (0..3).rev() {
+            w.dest_changed(&all[k..]);
+        }
+        let picks: Vec<_> = (0..9).map(|_| w.schedule(&all).unwrap()).collect();
+        assert_eq!(picks, [0, 1, 2, 2, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
     fn wrr_steps_by_the_gcd_of_the_weights() {
         // gcd 2: mw = 6 - 1 = 5, passes at cw = 5, 3, 1.
         assert_eq!(run(&[6, 4, 2], 6), [0, 0, 1, 0, 1, 2]);
@@ -121,8 +142,7 @@ mod tests {
     fn wrr_skips_overloaded_and_quiesced_dests() {
         let mut d = dests(&[3, 0, 1]);
         d[0].overloaded = true;
-        let mut w = Wrr::default();
-        w.mark_dirty();
+        let mut w = Wrr::init(&d);
         let picks: Vec<_> = (0..3).map(|_| w.schedule(&d)).collect();
         assert_eq!(picks, [Some(2), Some(2), Some(2)]);
     }
@@ -130,16 +150,14 @@ mod tests {
     #[test]
     fn wrr_with_no_positive_weight_picks_nothing() {
         let d = dests(&[0, 0]);
-        let mut w = Wrr::default();
-        w.mark_dirty();
+        let mut w = Wrr::init(&d);
         assert_eq!(w.schedule(&d), None);
     }
 
     #[test]
     fn wrr_gives_up_after_a_full_pass_when_all_are_overloaded() {
         let mut d = dests(&[2, 1]);
-        let mut w = Wrr::default();
-        w.mark_dirty();
+        let mut w = Wrr::init(&d);
         assert_eq!(w.schedule(&d), Some(0));
         for x in &mut d {
             x.overloaded = true;
