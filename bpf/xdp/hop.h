@@ -38,6 +38,7 @@ static __always_inline int fib_hop(struct xdp_md *ctx, __u8 af, const __u32 *dst
 #define NH_SHIFT 20
 #define NH_REFRESH (1000000000U >> NH_SHIFT) /* a found next hop is kept about a second */
 #define NH_RETRY (100000000U >> NH_SHIFT)    /* a missing one is looked for again in 0.1 s */
+#define NH_GRACE (500000000U >> NH_SHIFT)    /* a found one outlives a failed lookup by 0.5 s */
 
 /* The next hop of a dest: the FIB's answer, kept in the dest's entry for a second (no answer
  * for a tenth, so a neighbour the kernel just resolved is taken up soon) with the egress
@@ -54,6 +55,10 @@ static __always_inline int dest_hop(struct xdp_md *ctx, struct rvs_dest *d, __u8
 			__builtin_memcpy(d->nh_dmac, f.dmac, ETH_ALEN);
 			d->nh_ifindex = f.ifindex;
 			d->nh_stamp = t;
+		} else if (d->nh_ifindex && d->nh_mtu && t - d->nh_stamp <= NH_REFRESH + NH_GRACE) {
+			/* A next hop found a moment ago whose neighbour entry is being renewed (rvs-xdp
+			 * re-resolves them): keep it; the next packet asks the FIB again. */
+			goto cached;
 		} else {
 			d->nh_ifindex = 0;
 			d->nh_stamp = t - NH_REFRESH + NH_RETRY;
@@ -63,6 +68,7 @@ static __always_inline int dest_hop(struct xdp_md *ctx, struct rvs_dest *d, __u8
 		bpf_check_mtu(ctx, d->nh_ifindex, &mtu, 0, 0);
 		d->nh_mtu = mtu ? mtu : 1;
 	}
+cached:
 	if (d->nh_ifindex) {
 		__builtin_memcpy(h->smac, d->nh_smac, ETH_ALEN);
 		__builtin_memcpy(h->dmac, d->nh_dmac, ETH_ALEN);

@@ -17,6 +17,7 @@ pub mod neighbors;
 pub mod plane;
 pub mod rates;
 pub mod realserver;
+pub mod resolver;
 pub mod ring;
 pub mod sweep;
 

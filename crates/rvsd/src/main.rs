@@ -182,6 +182,7 @@ fn realserver(
     };
     let prepared = rvs_xdp::realserver::RealServer::prepare(vips, mode, interface, gue_port)
         .map_err(|e| anyhow::anyhow!("rvsd realserver: {e}"))?;
+    tracing::info!(vips = vips.len(), ?mode, "real server ready");
     println!(
         "rvsd realserver: ready ({} VIP(s), {mode:?}); SIGTERM or Ctrl-C undoes it",
         vips.len()

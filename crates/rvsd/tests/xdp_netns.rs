@@ -18,6 +18,7 @@ const RS: [&str; 3] = ["rs1", "rs2", "rs3"];
 const REALS: [&str; 3] = ["198.18.0.11", "198.18.0.12", "198.18.0.13"];
 const REALS6: [&str; 3] = ["2001:db8::11", "2001:db8::12", "2001:db8::13"];
 const REALS_NAT: [&str; 3] = ["198.18.1.11", "198.18.1.12", "198.18.1.13"];
+const REALS_NAT6: [&str; 3] = ["2001:db8:1::11", "2001:db8:1::12", "2001:db8:1::13"];
 
 /// `ip:port`, with brackets around IPv6 addresses.
 fn host_port(ip: &str, port: u16) -> String {
@@ -67,9 +68,6 @@ struct Lab {
     client: &'static str,
     /// The director's interfaces rvsd runs on.
     director_ifs: Vec<&'static str>,
-    /// Whether the test writes the real servers' MACs into the director's neighbour table
-    /// (otherwise the kernel resolves them as traffic flows).
-    preset_neighbours: bool,
 }
 
 impl Lab {
@@ -86,7 +84,6 @@ impl Lab {
             vip: VIP,
             client: "198.18.0.10",
             director_ifs: vec!["eth0"],
-            preset_neighbours: true,
         };
         let sw = lab.ns("sw");
         sh(&["ip", "netns", "add", &sw]);
@@ -225,6 +222,59 @@ impl Lab {
         lab
     }
 
+    /// A second arm for the director: its eth1 (198.18.1.1/24) on a bridge of its own, br1,
+    /// where the real servers move; forwarding on, as a two-armed director has it.
+    fn second_arm(&self) {
+        let (sw, dir) = (self.ns("sw"), self.ns("dir"));
+        sh(&["ip", "-n", &sw, "link", "add", "br1", "type", "bridge"]);
+        sh(&["ip", "-n", &sw, "link", "set", "br1", "up"]);
+        sh(&[
+            "ip", "-n", &sw, "link", "add", "p-dir1", "type", "veth", "peer", "name", "eth1",
+            "netns", &dir,
+        ]);
+        sh(&[
+            "ip", "-n", &sw, "link", "set", "p-dir1", "master", "br1", "up",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &dir,
+            "addr",
+            "add",
+            "198.18.1.1/24",
+            "dev",
+            "eth1",
+        ]);
+        sh(&["ip", "-n", &dir, "link", "set", "eth1", "up"]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &dir,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+        for rs in RS {
+            let ns = self.ns(rs);
+            sh(&[
+                "ip",
+                "-n",
+                &sw,
+                "link",
+                "set",
+                &format!("p-{rs}"),
+                "master",
+                "br1",
+            ]);
+            // veth hands over 64 KiB TCP segments whole; a generic-mode XDP redirect refuses
+            // frames above the egress MTU, as a NIC never delivers them. Real-sized frames, then.
+            sh(&[
+                "ip", "netns", "exec", &ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off",
+            ]);
+        }
+    }
+
     /// Moves the real servers to REALS_NAT (198.18.1.0/24), routed through the director (198.18.1.1),
     /// as NAT needs them.
     fn real_servers_behind_the_director(&self) {
@@ -340,24 +390,11 @@ fn scenario(lab: &mut Lab, method: &str, reals: [&str; 3], tmp: &std::path::Path
             &log,
         );
     }
-    // The director knows the real servers' MACs.
-    for rs in RS.into_iter().filter(|_| lab.preset_neighbours) {
-        let mac = ns_out(&lab.ns(rs), &["cat", "/sys/class/net/eth0/address"]);
-        let addr = reals[RS.iter().position(|r| *r == rs).unwrap()];
-        sh(&[
-            "ip",
-            "-n",
-            &lab.ns("dir"),
-            "neigh",
-            "replace",
-            addr,
-            "lladdr",
-            mac.trim(),
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ]);
+    // Nothing is resolved before rvsd starts: the director's neighbour tables are empty,
+    // as on a freshly booted director, and the plane must resolve every next hop itself.
+    for family in ["-4", "-6"] {
+        let table = ns_out(&lab.ns("dir"), &["ip", family, "neigh", "show"]);
+        assert!(table.trim().is_empty(), "a clean neighbour table: {table}");
     }
     let socket = tmp.join("rvsd.sock");
     let log = tmp.join("rvsd.log");
@@ -476,9 +513,9 @@ fn ipv6_direct_routing_through_xdp_serves_http_from_every_real_server() {
     );
 }
 
-/// `rvsd realserver --mode tun` (with `extra` arguments) on both real servers, then the
-/// scenario with `method`; the real servers' preparation must come undone on SIGTERM.
-fn tunnelled(lab: &mut Lab, method: &str, extra: &[&str], reals: [&str; 3], tmp: &std::path::Path) {
+/// `rvsd realserver --mode MODE` (with `extra` arguments) on every real server; returns once
+/// each says it is ready.
+fn prepare_real_servers(lab: &mut Lab, mode: &str, extra: &[&str], tmp: &std::path::Path) {
     let vip = lab.vip;
     for rs in RS {
         let log = tmp.join(format!("{rs}-prep.log"));
@@ -489,7 +526,7 @@ fn tunnelled(lab: &mut Lab, method: &str, extra: &[&str], reals: [&str; 3], tmp:
             "--vip",
             vip,
             "--mode",
-            "tun",
+            mode,
             "--interface",
             "eth0",
         ];
@@ -499,7 +536,7 @@ fn tunnelled(lab: &mut Lab, method: &str, extra: &[&str], reals: [&str; 3], tmp:
     let prepared = |rs: &str| {
         std::fs::read_to_string(tmp.join(format!("{rs}-prep.log")))
             .unwrap_or_default()
-            .contains("tunnel decapsulation attached")
+            .contains("real server ready")
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while !RS.iter().all(|rs| prepared(rs)) {
@@ -509,6 +546,12 @@ fn tunnelled(lab: &mut Lab, method: &str, extra: &[&str], reals: [&str; 3], tmp:
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `rvsd realserver --mode tun` (with `extra` arguments) on every real server, then the
+/// scenario with `method`; the real servers' preparation must come undone on SIGTERM.
+fn tunnelled(lab: &mut Lab, method: &str, extra: &[&str], reals: [&str; 3], tmp: &std::path::Path) {
+    prepare_real_servers(lab, "tun", extra, tmp);
     scenario(lab, method, reals, tmp);
     // Stopping `rvsd realserver` undoes what it did.
     let pid = lab.procs[0].id().to_string();
@@ -608,57 +651,9 @@ fn nat_between_two_interfaces_takes_next_hops_from_the_fib() {
         return;
     }
     let mut lab = Lab::new("nat2", false);
-    let (sw, dir) = (lab.ns("sw"), lab.ns("dir"));
-    sh(&["ip", "-n", &sw, "link", "add", "br1", "type", "bridge"]);
-    sh(&["ip", "-n", &sw, "link", "set", "br1", "up"]);
-    sh(&[
-        "ip", "-n", &sw, "link", "add", "p-dir1", "type", "veth", "peer", "name", "eth1", "netns",
-        &dir,
-    ]);
-    sh(&[
-        "ip", "-n", &sw, "link", "set", "p-dir1", "master", "br1", "up",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &dir,
-        "addr",
-        "add",
-        "198.18.1.1/24",
-        "dev",
-        "eth1",
-    ]);
-    sh(&["ip", "-n", &dir, "link", "set", "eth1", "up"]);
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &dir,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_forward=1",
-    ]);
-    for rs in RS {
-        let ns = lab.ns(rs);
-        sh(&[
-            "ip",
-            "-n",
-            &sw,
-            "link",
-            "set",
-            &format!("p-{rs}"),
-            "master",
-            "br1",
-        ]);
-        // veth hands over 64 KiB TCP segments whole; a generic-mode XDP redirect refuses
-        // frames above the egress MTU, as a NIC never delivers them. Real-sized frames, then.
-        sh(&[
-            "ip", "netns", "exec", &ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off",
-        ]);
-    }
+    lab.second_arm();
     lab.real_servers_behind_the_director();
     lab.director_ifs = vec!["eth0", "eth1"];
-    lab.preset_neighbours = false;
     let tmp = tempfile::tempdir().unwrap();
     scenario(&mut lab, "-m", REALS_NAT, tmp.path());
     let log = std::fs::read_to_string(tmp.path().join("rvsd.log")).unwrap_or_default();
@@ -669,7 +664,7 @@ fn nat_between_two_interfaces_takes_next_hops_from_the_fib() {
     // The program, not the kernel, carried the traffic: the kernel forwarded only the
     // packets sent while a real server's MAC was being resolved (the 1 MiB answer alone takes
     // some 350 ACKs from the client).
-    let snmp = ns_out(&dir, &["cat", "/proc/net/snmp"]);
+    let snmp = ns_out(&lab.ns("dir"), &["cat", "/proc/net/snmp"]);
     let ip: Vec<Vec<&str>> = snmp
         .lines()
         .filter(|l| l.starts_with("Ip:"))
@@ -826,5 +821,161 @@ fn a_persistent_service_keeps_a_client_on_one_real_server_until_it_is_removed() 
         String::from_utf8_lossy(&after),
         names[0],
         "a removed real server no longer holds its clients"
+    );
+}
+
+/// The kernel's own IPVS selftest topology for direct routing: a client, a director with
+/// forwarding on between two arms, and the real servers on a /24 of their own behind the
+/// second one, prepared by `rvsd realserver --mode dr`; the client reaches the VIP through
+/// the director, which does not hold it. Nothing has talked to the real servers before the
+/// first SYN: the plane resolves their MACs itself, and the FIB then gives the program the
+/// next hop out of eth1.
+#[test]
+fn direct_routing_behind_a_forwarding_director_needs_no_prior_traffic() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("dr2", false);
+    lab.second_arm();
+    lab.real_servers_behind_the_director();
+    let (dir, cl) = (lab.ns("dir"), lab.ns("cl"));
+    sh(&[
+        "ip",
+        "-n",
+        &dir,
+        "addr",
+        "del",
+        &format!("{VIP}/32"),
+        "dev",
+        "eth0",
+    ]);
+    sh(&["ip", "-n", &cl, "route", "add", VIP, "via", "198.18.0.1"]);
+    lab.director_ifs = vec!["eth0", "eth1"];
+    let tmp = tempfile::tempdir().unwrap();
+    prepare_real_servers(&mut lab, "dr", &[], tmp.path());
+    scenario(&mut lab, "-g", REALS_NAT, tmp.path());
+    let log = std::fs::read_to_string(tmp.path().join("rvsd.log")).unwrap_or_default();
+    assert!(log.contains("next hop resolved"), "{log}");
+}
+
+/// GRE over IPv4 and GUE over IPv6: with the IPv4 GUE and IPv6 GRE cases above, every tunnel
+/// type in both families, each from an empty neighbour table.
+#[test]
+fn gre_over_ipv4_and_gue_over_ipv6_reach_their_real_servers() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("gre4", false);
+    let tmp = tempfile::tempdir().unwrap();
+    tunnelled(&mut lab, "-i --tun-type gre", &[], REALS, tmp.path());
+    let mut lab = Lab::new6("gue6");
+    let tmp = tempfile::tempdir().unwrap();
+    tunnelled(
+        &mut lab,
+        "-i --tun-type gue --tun-port 6080",
+        &["--gue-port", "6080"],
+        REALS6,
+        tmp.path(),
+    );
+}
+
+/// NAT over IPv6: the real servers on 2001:db8:1::/64, routed through the director.
+#[test]
+fn ipv6_nat_through_xdp_rewrites_both_ways() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new6("nat6");
+    let dir = lab.ns("dir");
+    sh(&[
+        "ip",
+        "-n",
+        &dir,
+        "addr",
+        "add",
+        "2001:db8:1::1/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &dir,
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.forwarding=1",
+    ]);
+    for (rs, real) in RS.iter().zip(REALS_NAT6) {
+        let ns = lab.ns(rs);
+        sh(&["ip", "-n", &ns, "-6", "addr", "flush", "dev", "eth0"]);
+        sh(&["ip", "-n", &ns, "-6", "addr", "flush", "dev", "lo"]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{real}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8:1::1",
+        ]);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    scenario(&mut lab, "-m", REALS_NAT6, tmp.path());
+}
+
+/// A real server whose MAC changes (a replaced NIC, a moved VM) without announcing it is
+/// followed: the plane has the kernel probe its next hops again every few seconds.
+#[test]
+fn a_real_servers_new_mac_is_followed_within_seconds() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("mac", true);
+    let tmp = tempfile::tempdir().unwrap();
+    scenario(&mut lab, "-g", REALS, tmp.path());
+    let rs1 = lab.ns("rs1");
+    sh(&[
+        "ip",
+        "-n",
+        &rs1,
+        "link",
+        "set",
+        "eth0",
+        "address",
+        "02:00:5e:00:01:99",
+    ]);
+    let changed = Instant::now();
+    let deadline = changed + Duration::from_secs(20);
+    let mut port = 40_000u16;
+    let mut reached = false;
+    while Instant::now() < deadline && !reached {
+        reached = get(&lab, "name", port).is_some_and(|b| b == b"rs1");
+        port += 1;
+    }
+    assert!(
+        reached,
+        "rs1 answered again after its MAC changed (waited {:?}); the director's neighbours: {}\n{}",
+        changed.elapsed(),
+        ns_out(&lab.ns("dir"), &["ip", "neigh", "show"]),
+        std::fs::read_to_string(tmp.path().join("rvsd.log")).unwrap_or_default()
+    );
+    eprintln!(
+        "rs1 reached again {:?} after its MAC changed",
+        changed.elapsed()
     );
 }

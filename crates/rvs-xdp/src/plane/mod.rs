@@ -48,6 +48,10 @@ pub struct XdpPlane {
     alive: Arc<AtomicBool>,
     /// Rate estimators, fed by the sweeper.
     rates: crate::rates::SharedRates,
+    /// The dests whose next hops the resolver keeps resolved.
+    resolver: crate::resolver::Handle,
+    /// The resolver's bell, until its thread starts ([`XdpPlane::for_interfaces`]).
+    resolver_wake: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 impl Drop for XdpPlane {
@@ -117,6 +121,7 @@ impl XdpPlane {
             tracing::info!(%interface, ?mode, "XDP program attached");
         }
         plane.sweeper()?.run(SWEEP_PERIOD, Arc::clone(&plane.alive));
+        plane.resolver()?.run(Arc::clone(&plane.alive));
         Ok(plane)
     }
 
@@ -156,6 +161,7 @@ impl XdpPlane {
             tick_ns: clock.tick_ns,
             clock_offset: clock.offset,
         };
+        let (wake, wake_rx) = std::sync::mpsc::channel();
         let mut plane = Self {
             ebpf,
             config,
@@ -166,6 +172,11 @@ impl XdpPlane {
             dest_count: Arc::new(AtomicU32::new(0)),
             alive: Arc::new(AtomicBool::new(true)),
             rates: crate::rates::SharedRates::default(),
+            resolver: crate::resolver::Handle {
+                wanted: crate::resolver::Wanted::default(),
+                wake,
+            },
+            resolver_wake: Some(wake_rx),
         };
         plane.write_config()?;
         Ok(plane)
@@ -248,6 +259,31 @@ impl XdpPlane {
             Arc::clone(&self.rates),
         )
         .map_err(|e| failed("open the sweeper's maps", e))
+    }
+
+    /// The next-hop resolver, on its own handle to the dest map (once: it takes the bell).
+    ///
+    /// # Errors
+    /// When the map cannot be opened again by id, or the resolver was taken already.
+    pub fn resolver(&mut self) -> Result<crate::resolver::Resolver, DataPlaneError> {
+        use aya::maps::IterableMap;
+        let wake = self
+            .resolver_wake
+            .take()
+            .ok_or_else(|| failed("start the next-hop resolver", "it runs already"))?;
+        let dests = self
+            .ebpf
+            .map("rvs_dests")
+            .ok_or_else(|| failed("find map rvs_dests", "missing"))?;
+        let dests =
+            Array::<_, abi::Dest>::try_from(dests).map_err(|e| failed("open map rvs_dests", e))?;
+        let id = dests
+            .map()
+            .info()
+            .map(|i| i.id())
+            .map_err(|e| failed("inspect map rvs_dests", e))?;
+        crate::resolver::Resolver::open(id, Arc::clone(&self.resolver.wanted), wake)
+            .map_err(|e| failed("open the resolver's map", e))
     }
 
     /// The loaded program (for BPF_PROG_TEST_RUN in tests).
@@ -345,6 +381,7 @@ impl XdpPlane {
             .collect();
         for id in gone {
             self.update_entry("rvs_dests", id, |d: &mut abi::Dest| d.available = 0)?;
+            self.resolver.forget(id);
         }
         let Some(service) = self.table.service(&key) else {
             // Removed: forget the key and empty its ring (open flows keep their dests).
@@ -396,14 +433,12 @@ impl XdpPlane {
             };
             // The program asks the kernel's FIB for the next hop; this MAC is its fallback
             // where the FIB helper answers nothing (forwarding off on the interface).
+            // The resolver keeps it current (and resolves it where the kernel has none yet).
             let mac = self.neighbors.mac(addr.ip()).unwrap_or_else(|| {
-                tracing::warn!(
-                    real_server = %addr.ip(),
-                    "no neighbour entry yet: until the kernel's FIB has a next hop for it, \
-                     direct-routed and tunnelled packets to it are dropped (NAT ones go to the kernel)"
-                );
+                tracing::debug!(real_server = %addr.ip(), "no neighbour entry yet: resolving it");
                 [0; 6]
             });
+            self.resolver.want(dest_id, addr.ip());
             let (method, tun_type, tun_port, tun_flags) = tables::forwarding(forward);
             let entry = abi::Dest {
                 addr: addr::to_map(addr.ip()).0,
@@ -434,6 +469,7 @@ impl XdpPlane {
             }
             tracing::debug!(service = %key, dest = %addr, dest_id, method, "dest written");
         }
+        self.resolver.ring();
         let ids: HashMap<SocketAddr, u32> = self
             .dest_ids
             .iter()
