@@ -13,6 +13,7 @@ use rvs_ipvsadm::{Backend, BackendError};
 use rvs_proto::{ApiError, ErrorKind, SyncDaemon, SyncState, TableView};
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio::net::UnixStream;
 use tokio::runtime::Runtime;
 
@@ -30,6 +31,7 @@ impl Client {
     pub fn new(socket: PathBuf) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
+            .enable_time()
             .build()?;
         Ok(Self { socket, runtime })
     }
@@ -40,50 +42,33 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T, BackendError> {
-        let unavailable = |why: String| BackendError::Unavailable(why);
+        let timeout = answer_timeout();
+        let deadline = tokio::time::Instant::now() + timeout;
         let socket = self.socket.clone();
-        let path = path.to_owned();
-        let (status, bytes) = self.runtime.block_on(async move {
-            let stream = UnixStream::connect(&socket).await.map_err(|e| {
-                unavailable(format!(
-                    "rvsd is not running (cannot connect to {}: {e})",
-                    socket.display()
-                ))
-            })?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| {
-                    unavailable(format!(
-                        "rvsd at {} does not speak HTTP: {e}",
-                        socket.display()
+        let (status, bytes) = self.runtime.block_on(async {
+            loop {
+                let attempt = exchange(&socket, method.clone(), path, body.clone().unwrap_or_default());
+                let answer = tokio::time::timeout_at(deadline, attempt).await.map_err(|_| {
+                    BackendError::Unavailable(format!(
+                        "rvsd at {} did not answer within {} s (is it stopped?); RVS_TIMEOUT sets the wait",
+                        socket.display(),
+                        timeout.as_secs()
                     ))
-                })?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let request = Request::builder()
-                .method(method)
-                .uri(format!("http://rvsd{path}"))
-                .header("host", "rvsd")
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body.unwrap_or_default())))
-                .map_err(|e| unavailable(e.to_string()))?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| unavailable(format!("rvsd closed the connection: {e}")))?;
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| unavailable(format!("rvsd's answer was cut: {e}")))?
-                .to_bytes();
-            Ok::<_, BackendError>((status, bytes))
+                })??;
+                // Busy with other control connections: wait a moment and ask again.
+                if answer.0 == StatusCode::SERVICE_UNAVAILABLE
+                    && tokio::time::Instant::now() + RETRY_AFTER < deadline
+                {
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    continue;
+                }
+                return Ok::<_, BackendError>(answer);
+            }
         })?;
         if status == StatusCode::OK {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| unavailable(format!("rvsd's answer is not understood: {e}")));
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                BackendError::Unavailable(format!("rvsd's answer is not understood: {e}"))
+            });
         }
         let error = serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
             ApiError::new(
@@ -96,6 +81,68 @@ impl Client {
         });
         Err(BackendError::Api(error))
     }
+}
+
+/// How long a call waits for rvsd's answer in all: `RVS_TIMEOUT` seconds, else
+/// [`DEFAULT_TIMEOUT`].
+fn answer_timeout() -> Duration {
+    std::env::var("RVS_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64)
+}
+
+/// The wait for an answer when `RVS_TIMEOUT` is not set: long enough for a restore of a
+/// large table, short enough that a stopped rvsd does not hang a script.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The pause before asking again when rvsd is busy (503).
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// One request on a new connection: the status and the body.
+async fn exchange(
+    socket: &std::path::Path,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(StatusCode, Bytes), BackendError> {
+    let unavailable = BackendError::Unavailable;
+    let stream = UnixStream::connect(socket).await.map_err(|e| {
+        unavailable(format!(
+            "rvsd is not running (cannot connect to {}: {e})",
+            socket.display()
+        ))
+    })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| {
+            unavailable(format!(
+                "rvsd at {} does not speak HTTP: {e}",
+                socket.display()
+            ))
+        })?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("http://rvsd{path}"))
+        .header("host", "rvsd")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| unavailable(e.to_string()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unavailable(format!("rvsd closed the connection: {e}")))?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| unavailable(format!("rvsd's answer was cut: {e}")))?
+        .to_bytes();
+    Ok((status, bytes))
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Option<Vec<u8>> {

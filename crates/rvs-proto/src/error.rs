@@ -29,6 +29,12 @@ pub enum ErrorKind {
     Config,
     /// The TCP API's bearer token was missing or wrong.
     Unauthorized,
+    /// No endpoint has that path.
+    NotFound,
+    /// The endpoint does not take that method.
+    MethodNotAllowed,
+    /// rvsd cannot take the request now (too many connections); it may be retried.
+    Unavailable,
 }
 
 /// An error answer: a kind and a human-readable message naming the problem.

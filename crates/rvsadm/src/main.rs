@@ -48,7 +48,12 @@ fn take_additions(argv: &mut Vec<String>) -> Result<(Option<PathBuf>, bool), Str
 }
 
 fn main() -> ExitCode {
-    let mut argv: Vec<String> = std::env::args().collect();
+    // ipvsadm takes its arguments as bytes; Rust's strings are UTF-8, so a byte that is not
+    // becomes U+FFFD here: such an argument can never name a host, port or number, and
+    // ipvsadm's own error for it follows.
+    let mut argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let (socket, json) = match take_additions(&mut argv) {
         Ok(x) => x,
         Err(e) => {

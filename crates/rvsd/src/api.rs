@@ -56,6 +56,9 @@ fn status(e: &ApiError) -> StatusCode {
         ErrorKind::BadRequest | ErrorKind::Config => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -73,13 +76,51 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Director> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn body<T: DeserializeOwned>(bytes: &Bytes, what: &str) -> Result<T, Failure> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        Failure(ApiError::new(
-            ErrorKind::BadRequest,
-            format!("the request body is not a valid {what}: {e}"),
-        ))
-    })
+/// Parses a request body, refusing fields the type does not have (`"schedular": "wrr"` must
+/// not quietly create a wlc service), as the configuration file does: what the body says must
+/// all be in what it parses to.
+fn body<T: DeserializeOwned + serde::Serialize>(bytes: &Bytes, what: &str) -> Result<T, Failure> {
+    let bad = |message: String| Failure(ApiError::new(ErrorKind::BadRequest, message));
+    let given: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| bad(format!("the request body is not a valid {what}: {e}")))?;
+    let value: T = serde_json::from_value(given.clone())
+        .map_err(|e| bad(format!("the request body is not a valid {what}: {e}")))?;
+    let understood = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
+    if let Some(field) = unknown_field(&given, &understood, "") {
+        return Err(bad(format!(
+            "the request body is not a valid {what}: unknown field `{field}`"
+        )));
+    }
+    Ok(value)
+}
+
+/// The first field of `given` (by path) that `understood` lacks; a `null` may be left out.
+fn unknown_field(
+    given: &serde_json::Value,
+    understood: &serde_json::Value,
+    at: &str,
+) -> Option<String> {
+    use serde_json::Value;
+    match (given, understood) {
+        (Value::Object(g), Value::Object(u)) => g.iter().find_map(|(k, v)| {
+            let path = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            match u.get(k) {
+                Some(w) => unknown_field(v, w, &path),
+                None if v.is_null() => None,
+                None => Some(path),
+            }
+        }),
+        (Value::Array(g), Value::Array(u)) => g
+            .iter()
+            .zip(u)
+            .enumerate()
+            .find_map(|(i, (v, w))| unknown_field(v, w, &format!("{at}[{i}]"))),
+        _ => None,
+    }
 }
 
 async fn health(State(s): State<Shared>) -> Json<Health> {
@@ -142,9 +183,59 @@ async fn openapi() -> impl IntoResponse {
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> Failure {
     Failure(ApiError::new(
-        ErrorKind::BadRequest,
+        ErrorKind::NotFound,
         format!("no such endpoint: {method} {uri}"),
     ))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Failure {
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|(_, p)| route_matches(p, uri.path()))
+        .map(|(m, _)| *m)
+        .collect();
+    Failure(ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!(
+            "{} does not take {method}; it takes {}",
+            uri.path(),
+            allowed.join(", ")
+        ),
+    ))
+}
+
+/// Whether a route pattern (`/v1/daemons/{state}`) matches a path.
+fn route_matches(pattern: &str, path: &str) -> bool {
+    let (p, q): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    p.len() == q.len()
+        && p.iter()
+            .zip(&q)
+            .all(|(a, b)| a == b || (a.starts_with('{') && a.ends_with('}')))
+}
+
+/// Turns every error answer that is not JSON yet (axum's own rejections: a body over the
+/// limit, a wrong content type) into an [`ApiError`] body with the same status.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let message = if text.is_empty() {
+        format!("the request is refused: {reason}")
+    } else {
+        format!("the request is refused: {reason}: {text}")
+    };
+    (status, Json(ApiError::new(ErrorKind::BadRequest, message))).into_response()
 }
 
 /// The API router.
@@ -159,6 +250,11 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/reload", post(reload))
         .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            usize::try_from(crate::http::MAX_BODY).unwrap_or(usize::MAX),
+        ))
+        .layer(middleware::from_fn(json_errors))
         .with_state(shared)
 }
 
@@ -172,7 +268,7 @@ pub fn router_with_token(shared: Shared, token: String) -> Router {
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
+                .and_then(bearer);
             if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
                 next.run(req).await
             } else {
@@ -184,6 +280,15 @@ pub fn router_with_token(shared: Shared, token: String) -> Router {
             }
         }
     }))
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value; the scheme is matched without regard
+/// to case, as RFC 9110 says of authentication schemes.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 /// Compares without leaking the position of the first difference through timing.
@@ -215,6 +320,47 @@ mod tests {
             .collect();
         routes.sort();
         assert_eq!(documented, routes);
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearerabc"), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_found_at_any_depth() {
+        let v = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        assert_eq!(
+            unknown_field(
+                &v(r#"{"a":1,"b":{"c":2,"x":3}}"#),
+                &v(r#"{"a":1,"b":{"c":2}}"#),
+                ""
+            ),
+            Some("b.x".to_owned())
+        );
+        assert_eq!(
+            unknown_field(
+                &v(r#"{"a":null,"l":[{"k":1}]}"#),
+                &v(r#"{"l":[{"k":1}]}"#),
+                ""
+            ),
+            None
+        );
+        assert_eq!(
+            unknown_field(&v(r#"{"l":[{"k":1,"z":0}]}"#), &v(r#"{"l":[{"k":1}]}"#), ""),
+            Some("l[0].z".to_owned())
+        );
+    }
+
+    #[test]
+    fn route_patterns_match_their_paths() {
+        assert!(route_matches("/v1/daemons/{state}", "/v1/daemons/master"));
+        assert!(!route_matches("/v1/daemons/{state}", "/v1/daemons"));
+        assert!(route_matches("/v1/table", "/v1/table"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod demo;
 pub mod director;
+pub mod http;
 pub mod plane;
 pub mod server;
 pub mod state;

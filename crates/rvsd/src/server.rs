@@ -108,7 +108,49 @@ fn read_token(path: Option<&Path>) -> Result<String, ServeError> {
     if token.is_empty() {
         return Err(ServeError::Token(format!("{} is empty", path.display())));
     }
+    for warning in token_warnings(path, &token) {
+        tracing::warn!("{warning}");
+    }
     Ok(token)
+}
+
+/// The shortest token rvsd takes without a warning.
+const SHORT_TOKEN: usize = 16;
+
+/// What is unsafe about a token file: readable by others, or a token easy to guess.
+fn token_warnings(path: &Path, token: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o044 != 0 {
+            out.push(format!(
+                "--api-token-file {} is readable by other users (mode {mode:03o}): chmod 600 it",
+                path.display()
+            ));
+        }
+    }
+    if token.len() < SHORT_TOKEN {
+        out.push(format!(
+            "the API token in {} is {} characters long; use at least {SHORT_TOKEN} random ones",
+            path.display(),
+            token.len()
+        ));
+    }
+    out
+}
+
+/// Raises the soft limit on open files to the hard one (a director holds two descriptors per
+/// proxied connection), and says what it is.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "open-file limit raised"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "cannot raise the open-file limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
 }
 
 /// Runs rvsd until SIGTERM or SIGINT.
@@ -127,6 +169,7 @@ pub async fn run_until(
     opts: Options,
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    raise_fd_limit();
     // The state directory's lock comes first: a second rvsd stops here, before it binds a VIP.
     let store = StateStore::open(&opts.state_dir)?;
     let plane = plane::build(
@@ -145,21 +188,18 @@ pub async fn run_until(
 
     let control = bind_control(&opts.control)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let unix_server = axum::serve(control, router(Arc::clone(&shared)))
-        .with_graceful_shutdown(wait(stop_rx.clone()));
+    let unix_server = crate::http::serve(control, router(Arc::clone(&shared)), stop_rx.clone());
     let tcp_server = match (opts.api, token) {
         (Some(addr), Some(token)) => {
             let l = TcpListener::bind(addr)
                 .await
                 .map_err(listen_err("cannot bind the API on", addr))?;
             tracing::info!(%addr, "TCP API listening (bearer token required)");
-            Some(
-                axum::serve(l, router_with_token(Arc::clone(&shared), token))
-                    .with_graceful_shutdown(wait(stop_rx.clone())),
-            )
+            Some(crate::http::serve(
+                l,
+                router_with_token(Arc::clone(&shared), token),
+                stop_rx.clone(),
+            ))
         }
         _ => None,
     };
@@ -190,10 +230,10 @@ pub async fn run_until(
             let _ = stop_tx.send(true);
         }
     };
-    let unix = tokio::spawn(async move { unix_server.await });
+    let unix = tokio::spawn(unix_server);
     let tcp = tokio::spawn(async move {
         if let Some(s) = tcp_server {
-            let _ = s.await;
+            s.await;
         }
     });
     signals.await;
@@ -201,4 +241,25 @@ pub async fn run_until(
     let _ = tcp.await;
     let _ = std::fs::remove_file(&opts.control);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_world_readable_or_short_token_file_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "short\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = token_warnings(&path, "short");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("mode 644") && w[1].contains("5 characters"),
+            "{w:?}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(token_warnings(&path, "0123456789abcdef0123").is_empty());
+    }
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{err, http_unix, out, Rvsd};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
@@ -285,9 +286,183 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("weight 99999 is outside 0..=65535"), "{body}");
     let (code, body) = d.http("GET", "/v2/table", b"");
-    assert_eq!(code, 400);
+    assert_eq!(code, 404);
     assert!(body.contains("no such endpoint"), "{body}");
     assert_eq!(d.save(), before, "no bad input changed the table");
+}
+
+/// Every refusal of the API is an ApiError JSON body with a status that says what is wrong,
+/// whether axum, hyper or rvs's own checks refuse it.
+#[test]
+fn every_api_error_is_an_api_error_json_body() {
+    let d = Rvsd::start(&[]);
+    let o = d.ipvsadm(&["-A", "-t", "198.18.2.54:80"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let before = d.save();
+    let json = |body: &str| -> serde_json::Value {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
+    };
+    let kind = |body: &str| json(body)["kind"].as_str().unwrap_or_default().to_owned();
+    // A method the route does not take.
+    let (code, body) = d.http("DELETE", "/v1/table", b"");
+    assert_eq!(
+        (code, kind(&body).as_str()),
+        (405, "method_not_allowed"),
+        "{body}"
+    );
+    assert!(body.contains("it takes GET"), "{body}");
+    // An unknown route.
+    let (code, body) = d.http("GET", "/nowhere", b"");
+    assert_eq!((code, kind(&body).as_str()), (404, "not_found"), "{body}");
+    // An unknown field is refused, not ignored: "schedular" must not make a wlc service.
+    let (code, body) = d.http(
+        "POST",
+        "/v1/commands",
+        br#"{"command":"add_service","key":{"kind":"inet","protocol":"tcp","addr":"198.18.2.55:80"},"schedular":"wrr"}"#,
+    );
+    assert_eq!((code, kind(&body).as_str()), (400, "bad_request"), "{body}");
+    assert!(body.contains("unknown field `schedular`"), "{body}");
+    // A body announced larger than the limit is refused before it is read.
+    let (code, body) = raw(
+        &d,
+        b"POST /v1/commands HTTP/1.1\r\nHost: rvsd\r\nContent-Length: 9999999999\r\n\r\n",
+    );
+    assert_eq!((code, kind(&body).as_str()), (413, "bad_request"), "{body}");
+    // Not HTTP at all, too many headers, a head that never ends.
+    let (code, body) = raw(&d, b"\x16\x03\x01 hello\r\n\r\n");
+    assert_eq!((code, kind(&body).as_str()), (400, "bad_request"), "{body}");
+    let many: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
+    let (code, body) = raw(
+        &d,
+        format!("GET /v1/table HTTP/1.1\r\n{many}\r\n").as_bytes(),
+    );
+    assert_eq!((code, kind(&body).as_str()), (431, "bad_request"), "{body}");
+    let (code, body) = raw(
+        &d,
+        format!("GET /v1/table HTTP/1.1\r\nX: {}", "a".repeat(70_000)).as_bytes(),
+    );
+    assert_eq!((code, kind(&body).as_str()), (431, "bad_request"), "{body}");
+    assert_eq!(d.save(), before, "nothing refused changed the table");
+}
+
+/// One raw exchange on the control socket: what is sent is exactly `request`.
+fn raw(d: &Rvsd, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = s.write_all(request);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let code = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Idle and half-sent connections cannot exhaust rvsd: under a 256-descriptor limit, 300
+/// connections that send nothing (to the TCP API, before any token check, and to the control
+/// socket) neither stop rvsadm nor the VIPs, and rvsd closes them after its head timeout.
+#[test]
+fn idle_connections_cannot_exhaust_the_daemon() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: prlimit (util-linux) is missing");
+        return;
+    }
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (api_port, vip_port, real_port) = (free(), free(), free());
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut d = Rvsd::start_raw(&[]);
+    d.kill9();
+    // The same rvsd, under prlimit.
+    let api = format!("127.0.0.1:{api_port}");
+    let child = std::process::Command::new("prlimit")
+        .arg("--nofile=256:256")
+        .arg(common::rvsd_bin())
+        .args(["--dataplane", "proxy", "--workers", "1", "--state-dir"])
+        .arg(&d.state_dir)
+        .arg("--control")
+        .arg(&d.socket)
+        .args(["--api", &api, "--api-token-file"])
+        .arg(&token)
+        .env("RVS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+        assert!(Instant::now() < deadline, "rvsd came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.child = Some(child);
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let real = std::net::TcpListener::bind(("127.0.0.1", real_port)).unwrap();
+    let vip = format!("127.0.0.1:{vip_port}");
+    for args in [
+        vec!["-A", "-t", vip.as_str()],
+        vec![
+            "-a",
+            "-t",
+            vip.as_str(),
+            "-r",
+            &format!("127.0.0.1:{real_port}"),
+            "-m",
+        ],
+    ] {
+        let o = d.ipvsadm(&args);
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    let started = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        if let Ok(s) = std::net::TcpStream::connect(&api) {
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            idle.push(Box::new(s) as Box<dyn std::io::Read>);
+        }
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&d.socket) {
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            idle.push(Box::new(s));
+        }
+    }
+    // rvsadm still gets its answer (retrying while the control socket is at its cap).
+    let o = d.ipvsadm(&["-Ln"]);
+    assert!(o.status.success(), "{limits}\n{}", err(&o));
+    assert!(out(&o).contains(&vip), "{}", out(&o));
+    // The VIP still accepts and relays.
+    let client = std::net::TcpStream::connect(&vip).expect("the VIP accepts");
+    real.set_nonblocking(false).unwrap();
+    let (_relayed, _) = real.accept().expect("the proxy reached the real server");
+    drop(client);
+    // The idle ones are closed by rvsd: each read ends (408, 503 or EOF) in bounded time.
+    for mut s in idle {
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "idle connections were closed by rvsd's head timeout"
+    );
 }
 
 #[test]
@@ -374,6 +549,40 @@ fn control_names_a_regular_file_which_is_left_alone() {
 }
 
 #[test]
+fn rvsadm_gives_up_on_a_stopped_rvsd_and_takes_any_bytes() {
+    let d = Rvsd::start(&[]);
+    // Bytes that are not UTF-8 are an address ipvsadm cannot resolve, not a panic.
+    let _ = d.ipvsadm(&["-v"]); // makes the ipvsadm symlink
+    let o = std::process::Command::new(d.dir.join("ipvsadm"))
+        .arg("-L")
+        .arg("-t")
+        .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"\xff"))
+        .env("RVS_SOCKET", &d.socket)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(!err(&o).contains("panicked"), "{}", err(&o));
+    // A stopped rvsd (SIGSTOP): the connection is taken by the kernel, nothing answers.
+    d.signal("STOP");
+    let started = Instant::now();
+    let o = std::process::Command::new(d.dir.join("ipvsadm"))
+        .arg("-Ln")
+        .env("RVS_SOCKET", &d.socket)
+        .env("RVS_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    let waited = started.elapsed();
+    d.signal("CONT");
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("did not answer within 1 s"), "{}", err(&o));
+    assert!(waited < Duration::from_secs(10), "gave up after {waited:?}");
+    assert!(
+        d.ipvsadm(&["-Ln"]).status.success(),
+        "answers again after SIGCONT"
+    );
+}
+
+#[test]
 fn the_tcp_api_requires_the_bearer_token() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -394,7 +603,7 @@ fn the_tcp_api_requires_the_bearer_token() {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         let auth = auth
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .map(|t| format!("Authorization: {t}\r\n"))
             .unwrap_or_default();
         write!(
             s,
@@ -406,12 +615,17 @@ fn the_tcp_api_requires_the_bearer_token() {
         r
     };
     assert!(get(None).starts_with("HTTP/1.1 401"));
-    assert!(get(Some("wrong")).starts_with("HTTP/1.1 401"));
-    let ok = get(Some("s3cret"));
-    assert!(
-        ok.starts_with("HTTP/1.1 200") && ok.contains("\"dataplane\":\"none\""),
-        "{ok}"
-    );
+    assert!(get(Some("Bearer wrong")).starts_with("HTTP/1.1 401"));
+    assert!(get(Some("Basic s3cret")).starts_with("HTTP/1.1 401"));
+    // The scheme's case does not matter (RFC 9110); the token's does.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let ok = get(Some(&format!("{scheme} s3cret")));
+        assert!(
+            ok.starts_with("HTTP/1.1 200") && ok.contains("\"dataplane\":\"none\""),
+            "{scheme}: {ok}"
+        );
+    }
+    assert!(get(Some("Bearer S3CRET")).starts_with("HTTP/1.1 401"));
     drop(d);
     // --api without a token file refuses to start.
     let tmp2 = tempfile::tempdir().unwrap();
