@@ -107,6 +107,20 @@ pub enum Change {
 }
 
 impl Change {
+    /// The one service this change is about, if it is about one.
+    #[must_use]
+    pub const fn service(&self) -> Option<ServiceKey> {
+        match self {
+            Self::ServiceAdded(c) | Self::ServiceEdited(c) => Some(c.key),
+            Self::ServiceRemoved { service }
+            | Self::DestAdded { service, .. }
+            | Self::DestEdited { service, .. }
+            | Self::DestRemoved { service, .. } => Some(*service),
+            Self::Zeroed { service } => *service,
+            Self::TimeoutsSet(_) => None,
+        }
+    }
+
     /// The command that makes this change on a table that mirrors the one it came from.
     #[must_use]
     pub fn to_command(&self) -> Command {

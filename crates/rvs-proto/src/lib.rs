@@ -43,6 +43,19 @@ pub struct Health {
     pub dataplane: String,
     /// Number of virtual services.
     pub services: usize,
+    /// Services in the table that the data plane could not realise yet (a VIP port taken by
+    /// another program, ...); rvsd retries them.
+    #[serde(default)]
+    pub unrealised: Vec<Unrealised>,
+}
+
+/// A service the data plane does not serve yet, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unrealised {
+    /// The service.
+    pub service: rvs_core::ServiceKey,
+    /// The plane's last refusal.
+    pub error: String,
 }
 
 #[cfg(test)]

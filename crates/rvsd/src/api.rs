@@ -129,6 +129,7 @@ async fn health(State(s): State<Shared>) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         dataplane: d.plane_name().to_owned(),
         services: d.service_count(),
+        unrealised: d.unrealised(),
     })
 }
 

@@ -3,8 +3,9 @@
 
 use crate::config;
 use crate::state::{State, StateError, StateStore};
-use rvs_core::{Change, Command, ConnectionEntry, DataPlane, Table};
+use rvs_core::{Change, Command, ConnectionEntry, DataPlane, ServiceKey, Table};
 use rvs_proto::{ApiError, Applied, ErrorKind, SyncDaemon, SyncState, TableView};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// The size the listing banner shows (`IP Virtual Server version 1.2.1 (size=4096)`).
@@ -36,6 +37,48 @@ pub struct Director {
     plane: Box<dyn DataPlane>,
     store: StateStore,
     config_path: Option<PathBuf>,
+    /// Services of the table the plane refused at start (an occupied VIP port, ...), with
+    /// its reason: the rest run, these are retried ([`Director::retry_unrealised`]) and
+    /// their changes are kept from the plane until then.
+    unrealised: HashMap<ServiceKey, String>,
+}
+
+/// How often services the plane refused at start are tried again.
+pub const RETRY_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Hands restored changes to the plane service by service: the changes of no one service
+/// must succeed; a service the plane refuses is left out and returned with the reason.
+fn realise(
+    plane: &mut dyn DataPlane,
+    changes: &[Change],
+) -> Result<HashMap<ServiceKey, String>, rvs_core::DataPlaneError> {
+    let global: Vec<Change> = changes
+        .iter()
+        .filter(|c| c.service().is_none())
+        .cloned()
+        .collect();
+    plane.apply(&global)?;
+    let mut groups: Vec<(ServiceKey, Vec<Change>)> = Vec::new();
+    for c in changes {
+        let Some(key) = c.service() else { continue };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(c.clone()),
+            None => groups.push((key, vec![c.clone()])),
+        }
+    }
+    let mut refused = HashMap::new();
+    for (key, group) in groups {
+        if let Err(e) = plane.apply(&group) {
+            tracing::error!(
+                service = %key,
+                error = %e,
+                "the data plane cannot serve this service yet; the others run, and it is retried every {} s",
+                RETRY_PERIOD.as_secs()
+            );
+            refused.insert(key, e.to_string());
+        }
+    }
+    Ok(refused)
 }
 
 impl Director {
@@ -79,8 +122,7 @@ impl Director {
         plane
             .check(&changes)
             .map_err(|e| plane_err(plane.as_ref(), e.to_string()))?;
-        plane
-            .apply(&changes)
+        let unrealised = realise(plane.as_mut(), &changes)
             .map_err(|e| plane_err(plane.as_ref(), e.to_string()))?;
         let director = Self {
             table,
@@ -88,6 +130,7 @@ impl Director {
             plane,
             store,
             config_path,
+            unrealised,
         };
         if director.config_path.is_some() {
             director.save()?;
@@ -121,6 +164,48 @@ impl Director {
     #[must_use]
     pub fn service_count(&self) -> usize {
         self.table.services().len()
+    }
+
+    /// The services the plane does not serve yet, and why.
+    #[must_use]
+    pub fn unrealised(&self) -> Vec<rvs_proto::Unrealised> {
+        let mut out: Vec<rvs_proto::Unrealised> = self
+            .unrealised
+            .iter()
+            .map(|(service, error)| rvs_proto::Unrealised {
+                service: *service,
+                error: error.clone(),
+            })
+            .collect();
+        out.sort_by_key(|u| u.service.to_string());
+        out
+    }
+
+    /// Offers each service the plane refused at start to it again, as it now stands in the
+    /// table (its settings, then its dests oldest first, so the list order is the table's).
+    pub fn retry_unrealised(&mut self) {
+        let keys: Vec<ServiceKey> = self.unrealised.keys().copied().collect();
+        for key in keys {
+            let Some(service) = self.table.service(&key) else {
+                self.unrealised.remove(&key);
+                continue;
+            };
+            let mut group = vec![Change::ServiceAdded(service.config().clone())];
+            group.extend(service.dests().iter().rev().map(|d| Change::DestAdded {
+                service: key,
+                dest: d.config,
+            }));
+            match self.plane.apply(&group) {
+                Ok(()) => {
+                    tracing::info!(service = %key, "the data plane serves the service now");
+                    self.unrealised.remove(&key);
+                }
+                Err(e) => {
+                    tracing::debug!(service = %key, error = %e, "still not served");
+                    self.unrealised.insert(key, e.to_string());
+                }
+            }
+        }
     }
 
     /// The table with counters: the plane's when it counts, the table's otherwise.
@@ -172,7 +257,16 @@ impl Director {
         self.store
             .save(&state)
             .map_err(|e| ApiError::new(ErrorKind::Storage, e.to_string()))?;
-        if let Err(e) = self.plane.apply(&changes) {
+        // A service the plane does not serve yet gets the changes when it is realised.
+        let for_plane: Vec<Change> = changes
+            .iter()
+            .filter(|c| {
+                c.service()
+                    .is_none_or(|k| !self.unrealised.contains_key(&k))
+            })
+            .cloned()
+            .collect();
+        if let Err(e) = self.plane.apply(&for_plane) {
             // Put the previous state back on disk; the table itself was never changed.
             if let Err(undo) = self.save() {
                 tracing::error!(error = %undo, "could not restore the previous state after a data-plane failure");
@@ -180,6 +274,8 @@ impl Director {
             return Err(e.into());
         }
         self.table = staged;
+        let table = &self.table;
+        self.unrealised.retain(|k, _| table.service(k).is_some());
         for c in &changes {
             tracing::info!(target: "rvs_audit", change = ?c, "applied");
         }

@@ -230,6 +230,22 @@ pub async fn run_until(
             let _ = stop_tx.send(true);
         }
     };
+    let retry = {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::director::RETRY_PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                tokio::task::block_in_place(|| {
+                    shared
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .retry_unrealised();
+                });
+            }
+        })
+    };
     let unix = tokio::spawn(unix_server);
     let tcp = tokio::spawn(async move {
         if let Some(s) = tcp_server {
@@ -237,6 +253,7 @@ pub async fn run_until(
         }
     });
     signals.await;
+    retry.abort();
     let _ = unix.await;
     let _ = tcp.await;
     let _ = std::fs::remove_file(&opts.control);

@@ -548,6 +548,36 @@ fn control_names_a_regular_file_which_is_left_alone() {
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
 }
 
+/// A table of 11,000 dests survives save, clear and restore (its restore is a request body
+/// of several megabytes).
+#[test]
+fn a_large_table_saves_clears_and_restores() {
+    let d = Rvsd::start(&[]);
+    let mut script = String::new();
+    for s in 0..110u32 {
+        let vip = format!("198.18.{}.{}:80", 100 + s / 200, s % 200 + 1);
+        script.push_str(&format!("-A -t {vip} -s wrr\n"));
+        for r in 0..100u32 {
+            script.push_str(&format!(
+                "-a -t {vip} -r 198.19.{}.{}:8080 -m -w {}\n",
+                r / 250,
+                r % 250 + 1,
+                r % 7 + 1
+            ));
+        }
+    }
+    let o = d.ipvsadm_stdin(&["-R"], script.as_bytes());
+    assert!(o.status.success(), "{}", err(&o));
+    let saved = d.save();
+    assert_eq!(saved.lines().count(), 110 + 11_000);
+    let o = d.ipvsadm(&["-C"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(d.save(), "");
+    let o = d.ipvsadm_stdin(&["-R"], saved.as_bytes());
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(d.save(), saved);
+}
+
 #[test]
 fn rvsadm_gives_up_on_a_stopped_rvsd_and_takes_any_bytes() {
     let d = Rvsd::start(&[]);

@@ -912,3 +912,63 @@ async fn one_packet_scheduling_schedules_every_datagram() {
         "one client, every datagram scheduled on its own"
     );
 }
+
+/// One VIP port taken by another program when rvsd starts: the other services run, the
+/// table is unchanged, the API names the one left out, and it is served once the port is
+/// free (changes made to it meanwhile included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_occupied_vip_port_at_start_leaves_the_other_services_running() {
+    let mut d = proxy();
+    let (vip_a, _) = tcp_service(&d, "rr", &[('A', 1)], &[]).await;
+    let (vip_b, _) = tcp_service(&d, "rr", &[('B', 1)], &[]).await;
+    let before = d.save();
+    assert!(d.stop());
+    let squatter = std::net::TcpListener::bind(vip_b).expect("take B's port");
+    d.spawn();
+    assert_eq!(d.save(), before, "-Ln is unchanged");
+    assert_eq!(connect(vip_a).await.1, 'A', "A is served");
+    let (code, health) = d.http("GET", "/v1/health", b"");
+    assert_eq!(code, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    let unrealised = health["unrealised"].as_array().unwrap();
+    assert_eq!(unrealised.len(), 1, "{health}");
+    assert!(
+        unrealised[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&vip_b.to_string()),
+        "{health}"
+    );
+    // A change to B meanwhile is taken (the table holds it) and reaches the plane later.
+    let c = tcp_real(
+        format!("127.0.10.77:{}", vip_b.port()).parse().unwrap(),
+        'C',
+    )
+    .await;
+    let o = d.ipvsadm(&["-a", "-t", &vip_b.to_string(), "-r", &c.to_string(), "-m"]);
+    assert!(o.status.success(), "{}", err(&o));
+    drop(squatter);
+    let deadline = Instant::now() + STEP;
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 2 && Instant::now() < deadline {
+        let sock = TcpSocket::new_v4().unwrap();
+        if let Ok(Ok(mut s)) =
+            tokio::time::timeout(Duration::from_secs(2), sock.connect(vip_b)).await
+        {
+            let mut id = [0u8; 2];
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut id)).await
+            {
+                seen.insert(id[0] as char);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        seen,
+        ['B', 'C'].into(),
+        "B is served once its port is free, with both dests"
+    );
+    let (_, health) = d.http("GET", "/v1/health", b"");
+    assert!(health.contains("\"unrealised\":[]"), "{health}");
+}
