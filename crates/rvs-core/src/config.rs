@@ -43,6 +43,9 @@ pub enum SchedulerKind {
     Mh,
     /// Power of two choices (ip_vs_twos.c).
     Twos,
+    /// No scheduler (`-s none`, kernels since 4.x): the service exists, holds dests and
+    /// connections synced from a master, and schedules nothing new.
+    None,
 }
 
 impl SchedulerKind {
@@ -82,6 +85,7 @@ impl SchedulerKind {
             Self::Ovf => "ovf",
             Self::Mh => "mh",
             Self::Twos => "twos",
+            Self::None => "none",
         }
     }
 }
@@ -103,6 +107,7 @@ impl FromStr for SchedulerKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
+            .chain([Self::None])
             .find(|k| k.name() == s)
             .ok_or_else(|| UnknownScheduler(s.to_owned()))
     }

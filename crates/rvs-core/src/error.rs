@@ -131,8 +131,9 @@ pub enum TableError {
         /// The dest.
         dest: SocketAddr,
     },
-    /// A dest address that is not unicast (unspecified, multicast, broadcast).
-    #[error("dest {dest}: address is not unicast")]
+    /// A dest address the kernel does not take as a real server (0.0.0.0/8, multicast, the
+    /// limited broadcast; IPv6 unspecified, multicast, link-local).
+    #[error("dest {dest}: address is not unicast (0.0.0.0/8, multicast, broadcast, unspecified and link-local addresses cannot be real servers)")]
     DestNotUnicast {
         /// The dest.
         dest: SocketAddr,

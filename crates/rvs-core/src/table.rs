@@ -168,12 +168,14 @@ impl Table {
     fn check(&self, command: Command) -> Result<Command, TableError> {
         match command {
             Command::AddService(config) => {
-                validate::service(&config)?;
+                // The kernel looks the service up first (EEXIST), then its scheduler and
+                // persistence engine (ENOENT) and the rest.
                 if self.index.contains_key(&config.key) {
                     return Err(TableError::ServiceExists {
                         service: config.key,
                     });
                 }
+                validate::service(&config)?;
                 Ok(Command::AddService(config))
             }
             Command::EditService(config) => {

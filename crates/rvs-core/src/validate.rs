@@ -143,10 +143,18 @@ pub fn dest(service: &ServiceConfig, dest: DestConfig) -> Result<DestConfig, Tab
 }
 
 /// Whether the kernel would take this address as a real server (`RTN_UNICAST` or `RTN_LOCAL`).
+/// Whether the kernel takes `ip` as a real server (`ip_vs_new_dest`): IPv4 that
+/// `inet_addr_type` calls unicast or local, so not 0.0.0.0/8, multicast or the limited
+/// broadcast (a local subnet's broadcast address depends on the host and is not known here);
+/// IPv6 that `ipv6_addr_type` calls unicast and not link-local (the loopback, which is local,
+/// included).
 fn is_unicast(ip: &IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
-        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+        IpAddr::V4(v4) => !(v4.octets()[0] == 0 || v4.is_multicast() || v4.is_broadcast()),
+        IpAddr::V6(v6) => {
+            let link_local = v6.segments()[0] & 0xffc0 == 0xfe80;
+            !(v6.is_unspecified() || v6.is_multicast() || link_local)
+        }
     }
 }
 

@@ -348,7 +348,13 @@ fn mixed_families_are_only_for_tunnels() {
 
 #[test]
 fn non_unicast_dests_are_refused() {
-    for addr in ["0.0.0.0:80", "224.0.0.1:80", "255.255.255.255:80"] {
+    for addr in [
+        "0.0.0.0:80",
+        "0.1.2.3:80",
+        "224.0.0.1:80",
+        "239.255.0.1:80",
+        "255.255.255.255:80",
+    ] {
         refused(
             Command::AddDest {
                 service: vip(),
@@ -357,15 +363,15 @@ fn non_unicast_dests_are_refused() {
             &TableError::DestNotUnicast { dest: rip(addr) },
         );
     }
-    refused(
-        Command::AddDest {
-            service: vip6(),
-            dest: masq("[ff02::1]:80"),
-        },
-        &TableError::DestNotUnicast {
-            dest: rip("[ff02::1]:80"),
-        },
-    );
+    for addr in ["[ff02::1]:80", "[fe80::1]:80", "[febf::1]:80", "[::]:80"] {
+        refused(
+            Command::AddDest {
+                service: vip6(),
+                dest: masq(addr),
+            },
+            &TableError::DestNotUnicast { dest: rip(addr) },
+        );
+    }
 }
 
 #[test]

@@ -133,6 +133,7 @@ pub fn api_message(cmd: Cmd, e: &ApiError) -> String {
         ErrorKind::Table { error } => kernel_message(cmd, error),
         ErrorKind::DaemonRunning => "Daemon has already run".to_owned(),
         ErrorKind::DaemonNotRunning => "No daemon is running".to_owned(),
+        ErrorKind::NoDevice => "No such device".to_owned(),
         _ => e.message.clone(),
     }
 }
@@ -257,8 +258,14 @@ pub fn to_command(inv: &Invocation) -> Result<Option<Command>, String> {
             dest: SocketAddr::new(inv.dest.addr, inv.dest.port),
         },
         Cmd::Flush => Command::Clear,
+        // libipvs sends no service for the zero address and port (`-Z -t 0.0.0.0:0`), and
+        // the kernel then zeroes every service.
         Cmd::Zero => Command::Zero {
-            service: inv.options.has(optc::SERVICE).then_some(service),
+            service: inv
+                .options
+                .has(optc::SERVICE)
+                .then_some(service)
+                .filter(|k| !zero_address(k)),
         },
         Cmd::Timeout => {
             let [tcp, tcp_fin, udp] = inv.timeouts;
@@ -266,6 +273,11 @@ pub fn to_command(inv: &Invocation) -> Result<Option<Command>, String> {
         }
         _ => return Ok(None),
     }))
+}
+
+/// Whether a service key is the zero address and port (`0.0.0.0:0`, `[::]:0`).
+fn zero_address(key: &ServiceKey) -> bool {
+    matches!(key, ServiceKey::Inet { addr, .. } if addr.ip().is_unspecified() && addr.port() == 0)
 }
 
 /// The message for an unknown scheduler, in the kernel's order of checks: the service's

@@ -22,13 +22,64 @@ pub fn addrport(
 ) -> String {
     let (open, close) = if addr.is_ipv4() { ("", "") } else { ("[", "]") };
     if format & fmt::NUMERIC != 0 {
-        return format!("{open}{addr}{close}:{port}");
+        return format!("{open}{}{close}:{port}", ntop(addr));
     }
-    let host = r.addr_to_host(addr).unwrap_or_else(|| addr.to_string());
+    let host = r.addr_to_host(addr).unwrap_or_else(|| ntop(addr));
     let service = proto
         .and_then(|p| r.port_to_service(port, p))
         .unwrap_or_else(|| port.to_string());
     format!("{open}{host}{close}:{service}")
+}
+
+/// `inet_ntop` as glibc writes it. Rust's `Ipv6Addr` display differs for IPv4-compatible
+/// addresses (`::1.2.3.4`, which Rust shows as `::102:304`), so IPv6 is written here:
+/// the first longest run of two or more zero words becomes `::`, and the last 32 bits are a
+/// dotted quad after six zero words, or after five and `ffff`.
+#[must_use]
+pub fn ntop(addr: IpAddr) -> String {
+    let v6 = match addr {
+        IpAddr::V4(v4) => return v4.to_string(),
+        IpAddr::V6(v6) => v6,
+    };
+    let words = v6.segments();
+    let (mut best, mut cur): ((usize, usize), Option<(usize, usize)>) = ((0, 0), None);
+    for (i, w) in words.iter().enumerate() {
+        if *w == 0 {
+            let run = cur.map_or((i, 1), |(b, l)| (b, l + 1));
+            cur = Some(run);
+            if run.1 > best.1 {
+                best = run;
+            }
+        } else {
+            cur = None;
+        }
+    }
+    let zeros = (best.1 >= 2).then_some(best);
+    let mut out = String::new();
+    let mut i = 0;
+    while i < 8 {
+        if let Some((base, len)) = zeros.filter(|(b, l)| i >= *b && i < b + l) {
+            out.push(':');
+            i = base + len;
+            if i == 8 {
+                out.push(':');
+            }
+            continue;
+        }
+        if i != 0 {
+            out.push(':');
+        }
+        let embedded =
+            zeros.is_some_and(|(b, l)| b == 0 && (l == 6 || (l == 5 && words[5] == 0xffff)));
+        if i == 6 && embedded {
+            let o = v6.octets();
+            let _ = write!(out, "{}.{}.{}.{}", o[12], o[13], o[14], o[15]);
+            break;
+        }
+        let _ = write!(out, "{:x}", words[i]);
+        i += 1;
+    }
+    out
 }
 
 /// Truncates to `n` bytes, as writing a NUL at `buf[n]` does.
@@ -168,6 +219,8 @@ pub fn service_entry(out: &mut String, v: &ServiceView, format: u32, r: &dyn Res
     let svc_name = match c.key {
         ServiceKey::FwMark { mark, family } => {
             let v6 = family == rvs_core::Family::Inet6;
+            // ipvsadm prints the mark with %d: 2^31 and above come out negative.
+            let mark = i32::from_ne_bytes(mark.to_ne_bytes());
             match (rule, v6) {
                 (true, true) => format!("-f {mark} -6"),
                 (true, false) => format!("-f {mark}"),
@@ -466,5 +519,29 @@ mod tests {
         let mut s = String::new();
         largenum(&mut s, 1_234_567_890_123, fmt::EXACT);
         assert_eq!(s, " 1234567890123");
+    }
+}
+
+#[cfg(test)]
+mod ntop_tests {
+    use super::ntop;
+
+    #[test]
+    fn ipv6_is_written_as_glibc_writes_it() {
+        for (a, want) in [
+            ("::", "::"),
+            ("::1", "::1"),
+            ("::1.2.3.4", "::1.2.3.4"),
+            ("::ffff:1.2.3.4", "::ffff:1.2.3.4"),
+            ("::1.0.0.0", "::1.0.0.0"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+            ("2001:0:0:1:0:0:0:1", "2001:0:0:1::1"),
+            ("1:0:2:0:3:0:4:0", "1:0:2:0:3:0:4:0"),
+            ("fe80::", "fe80::"),
+            ("0:0:1::", "0:0:1::"),
+        ] {
+            assert_eq!(ntop(a.parse().unwrap()), want, "{a}");
+        }
     }
 }

@@ -360,36 +360,36 @@ fn str_is_digit(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// `inet_aton`: dotted quad with the classic shorthands (`a`, `a.b`, `a.b.c`), each part
-/// decimal, octal (`0` prefix) or hex (`0x`), optionally followed by whitespace and anything.
+/// `inet_aton` as glibc has it: one to four parts (`a`, `a.b`, `a.b.c`, `a.b.c.d`, the last
+/// filling the remaining bytes), each starting with a digit and read by `strtoul(.., 0)`
+/// (decimal, octal after `0`, hex after `0x`: so no sign, and `0x` alone leaves an `x`
+/// behind), then nothing or whitespace and anything.
 fn inet_aton(s: &str) -> Option<Ipv4Addr> {
-    let s = s.split([' ', '\t', '\n']).next().unwrap_or("");
-    let parts: Vec<&str> = s.split('.').collect();
-    if parts.is_empty() || parts.len() > 4 {
-        return None;
-    }
-    let mut vals = Vec::with_capacity(4);
-    for p in &parts {
-        let v = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
-            if h.is_empty() {
-                0
-            } else {
-                u64::from_str_radix(h, 16).ok()?
-            }
-        } else if p.len() > 1 && p.starts_with('0') {
-            u64::from_str_radix(&p[1..], 8).ok()?
-        } else if p.is_empty() {
+    let b = s.as_bytes();
+    let mut at = 0;
+    let mut parts: Vec<u64> = Vec::with_capacity(4);
+    loop {
+        if !b.get(at).is_some_and(u8::is_ascii_digit) {
             return None;
+        }
+        let (value, used) = strtoul0(&b[at..])?;
+        at += used;
+        if b.get(at) == Some(&b'.') {
+            if parts.len() > 2 || value > 0xff {
+                return None;
+            }
+            parts.push(value);
+            at += 1;
         } else {
-            p.parse::<u64>().ok()?
-        };
-        vals.push(v);
+            parts.push(value);
+            break;
+        }
     }
-    let last = *vals.last()?;
-    let head = &vals[..vals.len() - 1];
-    if head.iter().any(|&v| v > 0xff) {
+    if b.get(at).is_some_and(|c| !c.is_ascii_whitespace()) {
         return None;
     }
+    let last = *parts.last()?;
+    let head = &parts[..parts.len() - 1];
     let max_last = [0xffff_ffff_u64, 0xff_ffff, 0xffff, 0xff][head.len()];
     if last > max_last {
         return None;
@@ -400,6 +400,47 @@ fn inet_aton(s: &str) -> Option<Ipv4Addr> {
     }
     n |= last;
     Some(Ipv4Addr::from(u32::try_from(n).ok()?))
+}
+
+/// `strtoul(s, &end, 0)` from a digit: the value and the bytes used; `None` past 32 bits
+/// (inet_aton refuses those).
+fn strtoul0(b: &[u8]) -> Option<(u64, usize)> {
+    let (radix, start) = match b {
+        [b'0', b'x' | b'X', c, ..] if c.is_ascii_hexdigit() => (16, 2),
+        [b'0', ..] => (8, 1),
+        _ => (10, 0),
+    };
+    let mut v: u64 = 0;
+    let mut at = start;
+    while let Some(d) = b.get(at).and_then(|c| char::from(*c).to_digit(radix)) {
+        v = v * u64::from(radix) + u64::from(d);
+        if v > 0xffff_ffff {
+            return None;
+        }
+        at += 1;
+    }
+    Some((v, at))
+}
+
+/// `atoi`: leading whitespace, a sign, then digits as far as they go; 0 without any.
+fn atoi(s: &str) -> i64 {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let digits: String = rest
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(18)
+        .collect();
+    let v: i64 = digits.parse().unwrap_or(0);
+    if neg {
+        -v
+    } else {
+        v
+    }
 }
 
 const SERVICE_ADDR: u8 = 1;
@@ -427,11 +468,12 @@ fn parse_service(buf: &str, svc: &mut SvcSpec, resolver: &dyn Resolver) -> u8 {
         svc.af = AF_INET6;
         svc.netmask = 128;
     } else {
-        if port.is_none() {
-            if let Some((h, p)) = host.rsplit_once(':') {
-                host = h;
-                port = Some(p);
-            }
+        // ipvsadm looks for the port again inside what it took as the host: for `[v4]:port`
+        // that finds none, so the port after `]` is dropped (the service gets port 0).
+        port = None;
+        if let Some((h, p)) = host.rsplit_once(':') {
+            host = h;
+            port = Some(p);
         }
         let v4 = inet_aton(host).or_else(|| resolver.host_to_addr(host));
         let Some(v4) = v4 else { return 0 };
@@ -477,13 +519,8 @@ fn parse_fwmark(buf: &str) -> Result<u32, Exit> {
 fn parse_sched_flags(sched: &str, arg: &str) -> Result<u32, Exit> {
     let sched = if sched.is_empty() { "wlc" } else { sched };
     let mut flags = 0;
-    // strtok skips empty tokens; a string of only commas yields none, which ipvsadm then
-    // compares as a null pointer (a crash there); treat it as an invalid flag instead.
-    let words: Vec<&str> = arg.split(',').filter(|w| !w.is_empty()).collect();
-    if words.is_empty() {
-        return Err(fail(format!("invalid scheduler flag `{arg}'")));
-    }
-    for flag in words {
+    // strtok skips empty tokens; none at all (`-b ''`) means no flags.
+    for flag in arg.split(',').filter(|w| !w.is_empty()) {
         let (bit, only) = match flag {
             "flag-1" => (0x08, None),
             "flag-2" => (0x10, None),
@@ -602,13 +639,7 @@ pub fn parse(args: &[String], resolver: &dyn Resolver) -> Result<Invocation, Exi
             Tag::Netmask => {
                 set(&mut options, optc::NETMASK)?;
                 if svc.af == AF_INET6 {
-                    // atoi: leading digits, 0 if none.
-                    let digits: String = a
-                        .trim_start()
-                        .chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect();
-                    let n: u64 = digits.parse().unwrap_or(0);
+                    let n = atoi(a);
                     if !(1..=128).contains(&n) {
                         return Err(fail("illegal ipv6 netmask specified"));
                     }
@@ -781,9 +812,8 @@ pub fn parse(args: &[String], resolver: &dyn Resolver) -> Result<Invocation, Exi
                     }
                 });
             }
-            other => {
-                let word = popt_word(args, other);
-                return Err(fail(format!("invalid option `{word}'")));
+            _ => {
+                return Err(fail(format!("invalid option `{}'", popt.last_word())));
             }
         }
     }
@@ -816,27 +846,6 @@ pub fn parse(args: &[String], resolver: &dyn Resolver) -> Result<Invocation, Exi
         format,
     };
     check(inv)
-}
-
-/// The word popt would report for a command option given after the command (`-D` in
-/// `-A -D`): the first later word that names it.
-fn popt_word(args: &[String], tag: Tag) -> String {
-    let spec = TABLE.iter().find(|s| s.tag == tag);
-    args.iter()
-        .skip(1)
-        .find(|w| {
-            spec.is_some_and(|s| {
-                w.strip_prefix("--").map_or_else(
-                    || {
-                        s.short
-                            .is_some_and(|c| w.starts_with('-') && w[1..].contains(c))
-                    },
-                    |l| l.split('=').next() == Some(s.long),
-                )
-            })
-        })
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// The checks `process_options` makes after reading the options.

@@ -5,7 +5,10 @@
 //! follow; a required argument takes the next word even if it starts with `-` (`-t -u` makes
 //! `-u` the address); an optional argument (`-p`) takes the next word only if it does not start
 //! with `-`; long options take `--name=value` or `--name value`; `--` ends options; other words
-//! are collected as arguments, wherever they appear.
+//! are collected as arguments, wherever they appear. One `=` after a short option is part of
+//! the option (`-p=300` is `-p 300`; `-n=1` is an argument to a flag, refused). An argument's
+//! `!#:+` is replaced by the next word that is not an option (which is then used up), and a
+//! backslash takes the character after it as it is (popt's `expandNextArg`).
 
 /// Whether an option takes an argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub struct Popt<'a, T> {
     bundle: Option<(String, usize)>,
     rest_are_args: bool,
     leftovers: Vec<String>,
+    /// Words used up by `!#:+`.
+    taken: Vec<bool>,
 }
 
 impl<'a, T: Copy> Popt<'a, T> {
@@ -61,7 +66,17 @@ impl<'a, T: Copy> Popt<'a, T> {
             bundle: None,
             rest_are_args: false,
             leftovers: Vec::new(),
+            taken: vec![false; args.len()],
         }
+    }
+
+    /// The last word read from argv (what popt's `poptBadOption` shows).
+    #[must_use]
+    pub fn last_word(&self) -> &str {
+        self.next
+            .checked_sub(1)
+            .and_then(|i| self.args.get(i))
+            .map_or("", String::as_str)
     }
 
     /// The next option and its argument, `None` at the end, or popt's error.
@@ -75,6 +90,9 @@ impl<'a, T: Copy> Popt<'a, T> {
         loop {
             let word = self.args.get(self.next)?.clone();
             self.next += 1;
+            if self.taken[self.next - 1] {
+                continue;
+            }
             if self.rest_are_args {
                 self.leftovers.push(word);
                 continue;
@@ -120,11 +138,44 @@ impl<'a, T: Copy> Popt<'a, T> {
                 return Err(Self::bad(word, "option does not take an argument"))
             }
             (ArgKind::None, None) => None,
-            (_, Some(v)) => Some(v),
+            (_, Some(v)) => Some(self.expand(&v)),
             (ArgKind::Required, None) => Some(self.take_next(word)?),
             (ArgKind::Optional, None) => self.take_optional(),
         };
         Ok((spec.tag, arg))
+    }
+
+    /// popt's `expandNextArg`: `!#:+` becomes the next word that does not start with `-`
+    /// (used up, so it is not an argument of its own any more; left as it is when there is
+    /// none), and `\\x` becomes `x`.
+    fn expand(&mut self, arg: &str) -> String {
+        let mut out = String::with_capacity(arg.len());
+        let mut rest = arg;
+        while let Some(c) = rest.chars().next() {
+            rest = &rest[c.len_utf8()..];
+            match c {
+                '\\' => {
+                    if let Some(n) = rest.chars().next() {
+                        out.push(n);
+                        rest = &rest[n.len_utf8()..];
+                    }
+                }
+                '!' if rest.starts_with("#:+") => {
+                    let next = (self.next..self.args.len())
+                        .find(|&i| !self.taken[i] && !self.args[i].starts_with('-'));
+                    match next {
+                        Some(i) => {
+                            self.taken[i] = true;
+                            out.push_str(&self.args[i]);
+                            rest = &rest[3..];
+                        }
+                        None => out.push('!'),
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out
     }
 
     fn short(&mut self, word: &str, pos: usize) -> Result<(T, Option<String>), PoptError> {
@@ -137,13 +188,16 @@ impl<'a, T: Copy> Popt<'a, T> {
         let after = pos + c.len_utf8();
         let rest = &word[after..];
         let arg = match spec.arg {
+            ArgKind::None if rest.starts_with('=') => {
+                return Err(Self::bad(word, "option does not take an argument"))
+            }
             ArgKind::None => {
                 if !rest.is_empty() {
                     self.bundle = Some((word.to_owned(), after));
                 }
                 None
             }
-            _ if !rest.is_empty() => Some(rest.to_owned()),
+            _ if !rest.is_empty() => Some(self.expand(rest.strip_prefix('=').unwrap_or(rest))),
             ArgKind::Required => Some(self.take_next(word)?),
             ArgKind::Optional => self.take_optional(),
         };
@@ -154,15 +208,20 @@ impl<'a, T: Copy> Popt<'a, T> {
         let v = self
             .args
             .get(self.next)
-            .ok_or_else(|| Self::bad(word, "missing argument"))?;
+            .ok_or_else(|| Self::bad(word, "missing argument"))?
+            .clone();
         self.next += 1;
-        Ok(v.clone())
+        Ok(self.expand(&v))
     }
 
     fn take_optional(&mut self) -> Option<String> {
-        let v = self.args.get(self.next).filter(|v| !v.starts_with('-'))?;
+        let v = self
+            .args
+            .get(self.next)
+            .filter(|v| !v.starts_with('-'))?
+            .clone();
         self.next += 1;
-        Some(v.clone())
+        Some(self.expand(&v))
     }
 }
 
@@ -221,6 +280,17 @@ mod tests {
     }
 
     #[test]
+    fn an_equals_sign_after_a_short_option_and_next_word_expansion() {
+        assert_eq!(all(&["-w=5"]), vec![Ok(('w', Some("5".into())))]);
+        assert_eq!(
+            all(&["-w", "!#:+", "-n", "7"]),
+            vec![Ok(('w', Some("7".into()))), Ok(('n', None))]
+        );
+        assert_eq!(all(&["-w", "a\\!b"]), vec![Ok(('w', Some("a!b".into())))]);
+        assert_eq!(all(&["-w", "!#:+"]), vec![Ok(('w', Some("!#:+".into())))]);
+    }
+
+    #[test]
     fn errors_name_the_word_as_written() {
         let e = |b: &str, m| {
             Err(PoptError {
@@ -237,5 +307,12 @@ mod tests {
             vec![e("--numeric=3", "option does not take an argument")]
         );
         assert_eq!(all(&["-w"]), vec![e("-w", "missing argument")]);
+        assert_eq!(
+            all(&["-Ln=1"]),
+            vec![
+                Ok(('L', None)),
+                e("-Ln=1", "option does not take an argument")
+            ]
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! Case files: `state NAME` (a table in the oracle's state format, testdata/ipvsadm/states),
 //! `conn NAME` (a /proc/net/ip_vs_conn fixture), `$ ARGS` (one ipvsadm invocation), `< FILE`
 //! (stdin for the previous invocation, from the states folder). `#` lines are comments.
+//! Arguments are split on spaces; `''` stands for an empty argument.
 
 use rvs_core::{
     Command, ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DestConfig, Family,
@@ -354,10 +355,17 @@ fn read_case(text: &str) -> Case {
         } else if let Some(n) = line.strip_prefix("conn ") {
             case.conn = Some(n.trim().to_owned());
         } else if let Some(args) = line.strip_prefix("$ ") {
+            // Words split on spaces; `''` is an empty argument.
             case.steps.push((
                 args.split(' ')
                     .filter(|w| !w.is_empty())
-                    .map(str::to_owned)
+                    .map(|w| {
+                        if w == "''" {
+                            String::new()
+                        } else {
+                            w.to_owned()
+                        }
+                    })
                     .collect(),
                 None,
             ));
@@ -369,7 +377,11 @@ fn read_case(text: &str) -> Case {
 }
 
 fn transcript_entry(args: &[String], stdout: &[u8], stderr: &[u8], code: i32) -> Vec<u8> {
-    let mut t = format!("$ {}\n", args.join(" ")).into_bytes();
+    let shown: Vec<&str> = args
+        .iter()
+        .map(|a| if a.is_empty() { "''" } else { a.as_str() })
+        .collect();
+    let mut t = format!("$ {}\n", shown.join(" ")).into_bytes();
     t.extend_from_slice(stdout);
     t.extend_from_slice(b"--- stderr\n");
     t.extend_from_slice(stderr);

@@ -35,6 +35,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// rvsd cannot take the request now (too many connections); it may be retried.
     Unavailable,
+    /// A sync daemon's interface does not exist (the kernel's ENODEV).
+    NoDevice,
 }
 
 /// An error answer: a kind and a human-readable message naming the problem.

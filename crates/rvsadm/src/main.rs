@@ -16,6 +16,8 @@ const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
 const ADDITIONS: &str = "rvs additions (options ipvsadm does not have):
   --socket PATH                       rvsd's control socket (or RVS_SOCKET; default /run/rvs/rvsd.sock)
   --json                              with -L: print the table as JSON
+  --proxy-protocol v1|v2              with -A/-E: send real servers a PROXY protocol header
+  (--socket and --json are taken wherever they stand before --; RVS_TIMEOUT: seconds to wait)
 ";
 
 /// Takes rvs's own options out of argv: the socket path and whether JSON was asked for.
@@ -47,6 +49,13 @@ fn take_additions(argv: &mut Vec<String>) -> Result<(Option<PathBuf>, bool), Str
     Ok((socket, json))
 }
 
+/// Whether the command line is a listing: `-L`, `-l`, `--list`, or a bundle starting so.
+fn lists(argv: &[String]) -> bool {
+    argv.iter().skip(1).take_while(|a| *a != "--").any(|a| {
+        a == "--list" || (a.starts_with("-L") || a.starts_with("-l")) && !a.starts_with("--")
+    })
+}
+
 fn main() -> ExitCode {
     // ipvsadm takes its arguments as bytes; Rust's strings are UTF-8, so a byte that is not
     // becomes U+FFFD here: such an argument can never name a host, port or number, and
@@ -76,6 +85,10 @@ fn main() -> ExitCode {
         .and_then(|p| std::path::Path::new(p).file_name())
         .is_some_and(|n| n.to_string_lossy().starts_with("rvsadm"));
 
+    if json && !lists(&argv) {
+        eprintln!("--json goes with -L (--list) only");
+        return ExitCode::from(2);
+    }
     if json {
         return match client.table() {
             Ok(t) => {

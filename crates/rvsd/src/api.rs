@@ -59,6 +59,7 @@ fn status(e: &ApiError) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::NoDevice => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

@@ -310,6 +310,7 @@ impl Director {
     /// # Errors
     /// [`ErrorKind::DaemonRunning`] if one of that role is recorded.
     pub fn start_daemon(&mut self, daemon: SyncDaemon) -> Result<Applied, ApiError> {
+        let daemon = with_kernel_defaults(daemon)?;
         if self.daemons.iter().any(|d| d.state == daemon.state) {
             return Err(ApiError::new(
                 ErrorKind::DaemonRunning,
@@ -352,4 +353,46 @@ impl Director {
         self.daemons = daemons;
         Ok(Applied::default())
     }
+}
+
+/// A sync daemon as the kernel completes it (`start_sync_thread`): group 224.0.0.81, port
+/// 8848 and TTL 1 when unset; the message length from the interface's MTU (1500 for a master,
+/// the MTU clamped to 1500..=65535 for a backup) less the IP and UDP headers, or the one given
+/// clamped to 1 (1024 for a backup) up to that; and the interface must exist (ENODEV).
+///
+/// # Errors
+/// [`ErrorKind::NoDevice`] when the interface does not exist.
+pub fn with_kernel_defaults(mut d: SyncDaemon) -> Result<SyncDaemon, ApiError> {
+    let mtu_file = std::path::Path::new("/sys/class/net")
+        .join(&d.mcast_ifn)
+        .join("mtu");
+    let mtu: u32 = std::fs::read_to_string(&mtu_file)
+        .ok()
+        .filter(|_| !d.mcast_ifn.is_empty() && !d.mcast_ifn.contains('/'))
+        .and_then(|m| m.trim().parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::NoDevice,
+                format!(
+                    "no interface is named {:?} for the sync daemon",
+                    d.mcast_ifn
+                ),
+            )
+        })?;
+    let group = *d
+        .mcast_group
+        .get_or_insert(std::net::IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 81)));
+    d.mcast_port.get_or_insert(8848);
+    d.mcast_ttl.get_or_insert(1);
+    let headers = if group.is_ipv6() { 40 + 8 } else { 20 + 8 };
+    let (mtu, min) = match d.state {
+        SyncState::Backup => (mtu.clamp(1500, 65535), 1024),
+        SyncState::Master => (1500, 1),
+    };
+    let most = mtu - headers;
+    let maxlen = d
+        .sync_maxlen
+        .map_or(most, |m| u32::from(m).clamp(min, most));
+    d.sync_maxlen = Some(u16::try_from(maxlen).unwrap_or(u16::MAX));
+    Ok(d)
 }

@@ -139,7 +139,14 @@ fn a_restarted_rvsd_restores_the_identical_table() {
     run_seed(&d);
     assert!(d.ipvsadm(&["--set", "600", "60", "200"]).status.success());
     assert!(d
-        .ipvsadm(&["--start-daemon", "master", "--syncid", "9"])
+        .ipvsadm(&[
+            "--start-daemon",
+            "master",
+            "--mcast-interface",
+            "lo",
+            "--syncid",
+            "9"
+        ])
         .status
         .success());
     let before = (
@@ -157,7 +164,62 @@ fn a_restarted_rvsd_restores_the_identical_table() {
     );
     assert_eq!(before, after);
     assert_eq!(after.1, "Timeout (tcp tcpfin udp): 600 60 200\n");
-    assert_eq!(after.2, "master sync daemon (mcast=eth0, syncid=9)\n");
+    // The kernel's defaults are filled in, as it reports them.
+    assert_eq!(
+        after.2,
+        "master sync daemon (mcast=lo, syncid=9, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+    );
+}
+
+#[test]
+fn rvsadm_json_lists_the_table_wherever_it_stands_and_only_with_list() {
+    let d = Rvsd::start(&[]);
+    assert!(d.ipvsadm(&["-A", "-t", "198.18.0.9:80"]).status.success());
+    for args in [
+        &["--json", "-L"][..],
+        &["-Ln", "--json"],
+        &["--list", "--json", "-n"],
+    ] {
+        let o = d.ipvsadm(args);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+        assert_eq!(v["services"].as_array().unwrap().len(), 1, "{args:?}");
+    }
+    let before = d.save();
+    let o = d.ipvsadm(&["-A", "-t", "198.18.0.10:80", "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("--json goes with -L"), "{}", err(&o));
+    assert_eq!(d.save(), before, "nothing was added");
+}
+
+#[test]
+fn sync_daemons_get_the_kernels_defaults_and_need_their_interface() {
+    let d = Rvsd::start(&[]);
+    let o = d.ipvsadm(&[
+        "--start-daemon",
+        "backup",
+        "--mcast-interface",
+        "lo",
+        "--mcast-group",
+        "ff02::1234",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = d.ipvsadm(&[
+        "--start-daemon",
+        "master",
+        "--mcast-interface",
+        "rvs-no-such0",
+    ]);
+    assert_eq!(
+        (err(&o).as_str(), o.status.code()),
+        ("No such device\n", Some(255))
+    );
+    // A backup's maxlen follows its interface's MTU (lo: 65536, clamped to 65535), less the
+    // IPv6 and UDP headers; an explicit one is clamped the same way.
+    assert_eq!(
+        out(&d.ipvsadm(&["-L", "--daemon"])),
+        "backup sync daemon (mcast=lo, syncid=0, maxlen=65487, group=ff02::1234, port=8848, ttl=1)\n"
+    );
 }
 
 #[test]

@@ -231,7 +231,9 @@ static int find_dest(struct fake_svc *s, ipvs_dest_t *d)
 static int known_sched(const char *name)
 {
 	const char *all[] = { "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed",
-			      "nq", "fo", "ovf", "mh", "twos" };
+			      "nq", "fo", "ovf", "mh", "twos",
+			      /* no scheduler: kernels since 4.x take it (ip_vs_add_service) */
+			      "none" };
 	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (!strcmp(name, all[i]))
 			return 1;
@@ -264,7 +266,8 @@ int ipvs_add_service(ipvs_service_t *s)
 	struct fake_svc *n = &svcs[nsvcs++];
 	memset(n, 0, sizeof(*n));
 	n->e.af = s->af;
-	n->e.protocol = s->protocol;
+	/* The kernel reports no protocol for a fwmark service. */
+	n->e.protocol = s->fwmark ? 0 : s->protocol;
 	n->e.addr = s->addr;
 	n->e.__addr_v4 = s->addr.ip;
 	n->e.port = s->port;
@@ -318,7 +321,9 @@ static void zero(struct fake_svc *f)
 int ipvs_zero_service(ipvs_service_t *s)
 {
 	last_op = "zero_service";
-	if (!s->fwmark && !s->protocol && !s->port && !s->addr.ip) {
+	/* libipvs sends no service for the zero address and port, whatever the protocol, and
+	 * the kernel then zeroes them all. */
+	if (!s->fwmark && !s->port && !memcmp(&s->addr, &in6addr_any, sizeof(in6addr_any))) {
 		for (int i = 0; i < nsvcs; i++)
 			zero(&svcs[i]);
 	} else {
@@ -331,6 +336,20 @@ int ipvs_zero_service(ipvs_service_t *s)
 	return 0;
 }
 
+/* ip_vs_new_dest: IPv4 that inet_addr_type calls unicast or local (not 0.0.0.0/8,
+ * multicast or 255.255.255.255), IPv6 that is unicast and not link-local. */
+static int unicast_dest(const ipvs_dest_t *d)
+{
+	if (d->af == AF_INET6) {
+		const unsigned char *b = d->addr.in6.s6_addr;
+		if (IN6_IS_ADDR_UNSPECIFIED(&d->addr.in6) || b[0] == 0xff)
+			return 0;
+		return !(b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+	}
+	unsigned int a = ntohl(d->addr.ip);
+	return (a >> 24) != 0 && (a >> 28) != 0xe && a != 0xffffffffu;
+}
+
 int ipvs_add_dest(ipvs_service_t *s, ipvs_dest_t *d)
 {
 	last_op = "add_dest";
@@ -338,6 +357,8 @@ int ipvs_add_dest(ipvs_service_t *s, ipvs_dest_t *d)
 	if (!f)
 		return fail_with(ESRCH);
 	if (d->weight < 0)
+		return fail_with(EINVAL);
+	if (!unicast_dest(d))
 		return fail_with(EINVAL);
 	if (d->l_threshold > d->u_threshold)
 		return fail_with(ERANGE);

@@ -134,6 +134,8 @@ pub enum Scheduler {
     Mh(mh::Mh),
     /// Power of two choices.
     Twos,
+    /// No scheduler: never picks.
+    None,
 }
 
 impl Scheduler {
@@ -156,6 +158,7 @@ impl Scheduler {
             SchedulerKind::Ovf => Self::Ovf,
             SchedulerKind::Mh => Self::Mh(mh::Mh::default()),
             SchedulerKind::Twos => Self::Twos,
+            SchedulerKind::None => Self::None,
         }
     }
 
@@ -217,6 +220,7 @@ impl Scheduler {
             Self::Ovf => weight_order::ovf(dests),
             Self::Mh(s) => s.schedule(dests, input.flow, input.flags),
             Self::Twos => twos::twos(dests, input.rng),
+            Self::None => None,
         }
     }
 

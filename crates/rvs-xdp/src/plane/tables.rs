@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 /// The program's pick mode for a service's scheduler (and its flags).
 pub(super) fn pick_mode(service: &Service) -> u16 {
     match service.config().scheduler {
-        SchedulerKind::Rr | SchedulerKind::Wrr => abi::PICK_CURSOR,
+        // `none` schedules nothing: an empty cycle.
+        SchedulerKind::Rr | SchedulerKind::Wrr | SchedulerKind::None => abi::PICK_CURSOR,
         SchedulerKind::Fo => abi::PICK_FO,
         SchedulerKind::Twos => abi::PICK_TWOS,
         SchedulerKind::Lblc => abi::PICK_LBLC,
