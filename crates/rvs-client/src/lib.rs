@@ -1,6 +1,6 @@
 //! A client of rvsd's control API: HTTP/1.1 over its Unix socket (hyper), one connection per
-//! call, driven by a private current-thread runtime so callers stay synchronous. It implements
-//! [`rvs_ipvsadm::Backend`], which is all rvsadm needs.
+//! call, driven by a private current-thread runtime so callers stay synchronous. rvsadm adapts
+//! it to ipvsadm's backend; the demo and tests call it directly.
 
 #![deny(missing_docs)]
 
@@ -9,13 +9,23 @@ use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rvs_core::{Command, ConnectionEntry};
-use rvs_ipvsadm::{Backend, BackendError};
 use rvs_proto::{ApiError, ErrorKind, SyncDaemon, SyncState, TableView};
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::net::UnixStream;
 use tokio::runtime::Runtime;
+
+/// Why a call got no answer it could use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// rvsd answered with a refusal.
+    #[error("{}", .0.message)]
+    Api(ApiError),
+    /// rvsd could not be reached or did not answer; the text says where and why.
+    #[error("{0}")]
+    Unavailable(String),
+}
 
 /// rvsd's API at a socket path.
 pub struct Client {
@@ -41,7 +51,7 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<T, BackendError> {
+    ) -> Result<T, ClientError> {
         let timeout = answer_timeout();
         let deadline = tokio::time::Instant::now() + timeout;
         let socket = self.socket.clone();
@@ -49,7 +59,7 @@ impl Client {
             loop {
                 let attempt = exchange(&socket, method.clone(), path, body.clone().unwrap_or_default());
                 let answer = tokio::time::timeout_at(deadline, attempt).await.map_err(|_| {
-                    BackendError::Unavailable(format!(
+                    ClientError::Unavailable(format!(
                         "rvsd at {} did not answer within {} s (is it stopped?); RVS_TIMEOUT sets the wait",
                         socket.display(),
                         timeout.as_secs()
@@ -62,12 +72,12 @@ impl Client {
                     tokio::time::sleep(RETRY_AFTER).await;
                     continue;
                 }
-                return Ok::<_, BackendError>(answer);
+                return Ok::<_, ClientError>(answer);
             }
         })?;
         if status == StatusCode::OK {
             return serde_json::from_slice(&bytes).map_err(|e| {
-                BackendError::Unavailable(format!("rvsd's answer is not understood: {e}"))
+                ClientError::Unavailable(format!("rvsd's answer is not understood: {e}"))
             });
         }
         let error = serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
@@ -79,7 +89,7 @@ impl Client {
                 ),
             )
         });
-        Err(BackendError::Api(error))
+        Err(ClientError::Api(error))
     }
 }
 
@@ -105,8 +115,8 @@ async fn exchange(
     method: Method,
     path: &str,
     body: Vec<u8>,
-) -> Result<(StatusCode, Bytes), BackendError> {
-    let unavailable = BackendError::Unavailable;
+) -> Result<(StatusCode, Bytes), ClientError> {
+    let unavailable = ClientError::Unavailable;
     let stream = UnixStream::connect(socket).await.map_err(|e| {
         unavailable(format!(
             "rvsd is not running (cannot connect to {}: {e})",
@@ -154,28 +164,33 @@ impl Client {
     /// Sends a command and returns the changes it made.
     ///
     /// # Errors
-    /// The API's refusal, or [`BackendError::Unavailable`].
-    pub fn apply_command(&self, command: &Command) -> Result<rvs_proto::Applied, BackendError> {
+    /// The API's refusal, or [`ClientError::Unavailable`].
+    pub fn apply_command(&self, command: &Command) -> Result<rvs_proto::Applied, ClientError> {
         self.call(Method::POST, "/v1/commands", json(command))
     }
-}
 
-impl Backend for Client {
-    fn table(&mut self) -> Result<TableView, BackendError> {
+    /// The whole table with counters.
+    ///
+    /// # Errors
+    /// When rvsd is unreachable or refuses.
+    pub fn table(&self) -> Result<TableView, ClientError> {
         self.call(Method::GET, "/v1/table", None)
     }
 
-    fn apply(&mut self, command: Command) -> Result<(), BackendError> {
-        self.call::<serde_json::Value>(Method::POST, "/v1/commands", json(&command))
+    /// Starts (records) a sync daemon.
+    ///
+    /// # Errors
+    /// The API's refusal (one of that role runs, no such interface), or unreachable.
+    pub fn start_daemon(&self, daemon: &SyncDaemon) -> Result<(), ClientError> {
+        self.call::<serde_json::Value>(Method::POST, "/v1/daemons", json(daemon))
             .map(drop)
     }
 
-    fn start_daemon(&mut self, daemon: SyncDaemon) -> Result<(), BackendError> {
-        self.call::<serde_json::Value>(Method::POST, "/v1/daemons", json(&daemon))
-            .map(drop)
-    }
-
-    fn stop_daemon(&mut self, state: SyncState) -> Result<(), BackendError> {
+    /// Stops a sync daemon.
+    ///
+    /// # Errors
+    /// The API's refusal (none of that role runs), or unreachable.
+    pub fn stop_daemon(&self, state: SyncState) -> Result<(), ClientError> {
         self.call::<serde_json::Value>(
             Method::DELETE,
             &format!("/v1/daemons/{}", state.name()),
@@ -184,7 +199,11 @@ impl Backend for Client {
         .map(drop)
     }
 
-    fn connections(&mut self) -> Result<Vec<ConnectionEntry>, BackendError> {
+    /// Live connections and persistence templates.
+    ///
+    /// # Errors
+    /// When rvsd is unreachable.
+    pub fn connections(&self) -> Result<Vec<ConnectionEntry>, ClientError> {
         self.call(Method::GET, "/v1/connections", None)
     }
 }

@@ -7,14 +7,18 @@
 
 #![deny(missing_docs)]
 
+pub mod backend;
 pub mod exec;
 pub mod format;
+pub mod messages;
 pub mod opts;
 pub mod parse;
 pub mod popt;
 pub mod resolve;
 pub mod restore;
 pub mod sort;
+pub mod translate;
 pub mod usage;
 
-pub use exec::{run, Backend, BackendError, Outcome};
+pub use backend::{Backend, BackendError, Outcome};
+pub use exec::run;

@@ -7,10 +7,12 @@
 //! and applies them as one batch: either all of them take effect or none does, and the line at
 //! fault is named.
 
-use crate::exec::{exit_outcome, kernel_message, to_command, Backend, BackendError, Outcome};
+use crate::backend::{exit_outcome, Backend, BackendError, Outcome};
+use crate::messages::kernel_message;
 use crate::opts::Cmd;
 use crate::parse::{self, Exit};
 use crate::resolve::Resolver;
+use crate::translate::to_command;
 use rvs_core::{Command, TableError};
 use rvs_proto::ErrorKind;
 use std::io::BufRead;

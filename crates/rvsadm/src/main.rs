@@ -4,9 +4,10 @@
 //! `--socket PATH` (where rvsd listens; also `RVS_SOCKET`; default /run/rvs/rvsd.sock) and
 //! `--json` (with `-L`: the table as JSON, as the API returns it).
 
-use rvs_client::Client;
+mod backend;
+
+use rvs_client::{Client, ClientError};
 use rvs_ipvsadm::resolve::System;
-use rvs_ipvsadm::{Backend, BackendError};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
     let socket = socket
         .or_else(|| std::env::var_os("RVS_SOCKET").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
-    let mut client = match Client::new(socket) {
+    let client = match Client::new(socket) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rvsadm: cannot start: {e}");
@@ -95,8 +96,8 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&t).unwrap_or_default());
                 ExitCode::SUCCESS
             }
-            Err(BackendError::Unavailable(why))
-            | Err(BackendError::Api(rvs_proto::ApiError { message: why, .. })) => {
+            Err(ClientError::Unavailable(why))
+            | Err(ClientError::Api(rvs_proto::ApiError { message: why, .. })) => {
                 eprintln!("Can't initialize ipvs: {why}");
                 ExitCode::from(2)
             }
@@ -106,7 +107,8 @@ fn main() -> ExitCode {
     let resolver = System::new();
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let mut outcome = rvs_ipvsadm::run(&argv, &mut input, &mut client, &resolver);
+    let mut rvsd = backend::Rvsd(client);
+    let mut outcome = rvs_ipvsadm::run(&argv, &mut input, &mut rvsd, &resolver);
     let is_help = argv.get(1).is_some_and(|a| a == "-h" || a == "--help");
     if invoked_as_rvsadm && is_help {
         outcome.stdout.push_str(ADDITIONS);
