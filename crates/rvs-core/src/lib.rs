@@ -24,6 +24,7 @@ pub mod command;
 pub mod config;
 pub mod conn;
 pub mod dataplane;
+pub mod describe;
 pub mod dest;
 pub mod error;
 pub mod key;

@@ -277,7 +277,7 @@ impl Director {
         let table = &self.table;
         self.unrealised.retain(|k, _| table.service(k).is_some());
         for c in &changes {
-            tracing::info!(target: "rvs_audit", change = ?c, "applied");
+            tracing::info!(target: "rvs_audit", "{c}");
         }
         Ok(Applied { changes })
     }
