@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod addr;
+pub mod clock;
 pub mod neighbors;
 pub mod plane;
 pub mod rates;
@@ -20,6 +21,7 @@ pub mod realserver;
 pub mod resolver;
 pub mod ring;
 pub mod sweep;
+pub mod timeouts;
 
 pub use aya::programs::XdpMode;
 pub use plane::{DirectorAddr, XdpPlane};

@@ -62,7 +62,7 @@ fn sweep_conns<K: aya::Pod>(
     for entry in conns.iter() {
         let Ok((key, conn)) = entry else { continue };
         let idle = now_ns.saturating_sub(conn.last_ns) / 1_000_000_000;
-        if idle > u64::from(crate::plane::state_timeout(config, conn.state)) {
+        if idle > u64::from(crate::timeouts::state_timeout(config, conn.state)) {
             expired.push(key);
             continue;
         }
@@ -126,7 +126,7 @@ impl Sweeper {
     /// # Errors
     /// When a map cannot be read or written.
     pub fn sweep(&mut self) -> Result<Swept, String> {
-        let now_ns = crate::plane::monotonic_ns();
+        let now_ns = crate::clock::monotonic_ns();
         let config = self
             .config
             .get(&0, 0)

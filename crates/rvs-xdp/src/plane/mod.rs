@@ -20,14 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod check;
-mod clock;
 mod director;
 mod readout;
 mod tables;
 
-pub(crate) use clock::monotonic_ns;
 pub use director::DirectorAddr;
-pub(crate) use readout::state_timeout;
 
 const NAME: &str = "xdp";
 /// The kernel's SYN_RECV timeout, seconds.
@@ -146,7 +143,7 @@ impl XdpPlane {
                 e,
             )
         })?;
-        let clock = clock::calibrate(&mut ebpf)
+        let clock = crate::clock::calibrate(&mut ebpf)
             .map_err(|e| failed("measure the kernel's clock for the program", e))?;
         let d = rvs_core::Timeouts::default();
         let config = abi::Config {

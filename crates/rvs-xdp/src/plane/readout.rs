@@ -1,7 +1,9 @@
 //! What the plane reads back from the program's maps: live connections and templates (`-Lc`),
 //! counters and rates (`--stats`, `--rate`), ActiveConn/InActConn.
 
-use super::{monotonic_ns, XdpPlane};
+use super::XdpPlane;
+use crate::clock::monotonic_ns;
+use crate::timeouts::state_timeout;
 use crate::addr;
 use aya::maps::{HashMap as BpfHashMap, PerCpuArray};
 use rvs_bpf_abi as abi;
@@ -191,17 +193,6 @@ impl XdpPlane {
             .collect();
         entries.extend(self.live_templates());
         entries
-    }
-}
-
-/// The idle timeout of a connection state in seconds, as the program applies it.
-pub(crate) const fn state_timeout(config: &abi::Config, state: u8) -> u32 {
-    match state {
-        abi::state::ESTABLISHED => config.tcp_timeout,
-        abi::state::UDP => config.udp_timeout,
-        abi::state::CLOSE => 10,
-        abi::state::FIN_WAIT => config.tcpfin_timeout,
-        _ => config.syn_timeout,
     }
 }
 
