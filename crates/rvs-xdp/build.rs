@@ -67,9 +67,10 @@ fn main() -> Result<()> {
     }
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let bpf_dir = manifest.join("../../bpf");
-    println!("cargo:rerun-if-changed={}", bpf_dir.display());
-    for entry in std::fs::read_dir(bpf_dir.join("include"))? {
-        println!("cargo:rerun-if-changed={}", entry?.path().display());
+    for dir in ["include", "xdp"] {
+        for entry in std::fs::read_dir(bpf_dir.join(dir))? {
+            println!("cargo:rerun-if-changed={}", entry?.path().display());
+        }
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let have_headers = Path::new("/usr/include/bpf/bpf_helpers.h").exists();
@@ -78,7 +79,8 @@ fn main() -> Result<()> {
         println!("cargo:warning=clang or libbpf-dev is missing: the xdp data plane is not built (apt-get install clang libbpf-dev)");
         println!("cargo:rustc-cfg=rvs_no_bpf");
     }
-    for name in ["rvs_xdp", "rvs_tc_decap", "bench_macswap", "bench_gen"] {
+    // The benchmarks compile their own programs (examples/support/bench_bpf.rs).
+    for name in ["rvs_xdp", "rvs_tc_decap"] {
         let src = bpf_dir.join(format!("{name}.bpf.c"));
         println!("cargo:rerun-if-changed={}", src.display());
         let out = out_dir.join(format!("{name}.o"));

@@ -33,7 +33,8 @@ impl Neighbors for Fixed {
     }
 }
 
-static MACSWAP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench_macswap.o"));
+#[path = "support/bench_bpf.rs"]
+mod bench_bpf;
 
 fn frame(dport: u16) -> Vec<u8> {
     let mut p = vec![2, 0, 0, 0, 0, 0xd1, 2, 0, 0, 0, 0, 0xc1, 8, 0];
@@ -118,7 +119,8 @@ fn main() {
         changes.push(Change::DestAdded { service: key, dest });
     }
     plane.apply(&changes).expect("configure");
-    let mut bare = aya::Ebpf::load(MACSWAP).expect("load the baseline");
+    let macswap = bench_bpf::object("bench_macswap");
+    let mut bare = aya::Ebpf::load(&macswap).expect("load the baseline");
     let base: &mut Xdp = bare
         .program_mut("bench_macswap")
         .unwrap()

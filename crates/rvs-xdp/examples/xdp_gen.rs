@@ -19,7 +19,8 @@ use clap::Parser;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-static GENERATOR: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench_gen.o"));
+#[path = "support/bench_bpf.rs"]
+mod bench_bpf;
 
 /// Header bytes the program writes into every frame: Ethernet, IPv4 and UDP.
 const HEADER_LEN: usize = 42;
@@ -124,7 +125,7 @@ fn run(args: &Args) -> Result<(u32, f64), Box<dyn std::error::Error>> {
         .override_global("template_words", &words, true)
         .override_global("template_tail", &tail, true)
         .override_global("flows", &args.flows, true)
-        .load(GENERATOR)?;
+        .load(&bench_bpf::object("bench_gen"))?;
     let prog: &mut Xdp = ebpf
         .program_mut("bench_gen")
         .ok_or("bench_gen missing from the object")?
