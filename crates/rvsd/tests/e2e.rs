@@ -787,6 +787,27 @@ fn sighup_applies_only_the_difference_of_the_config() {
     assert!(d.save().contains("-A -u 198.18.0.1:53 -s wlc\n"));
 }
 
+/// A state file written by format version 1 (testdata/state/v1.json) keeps loading, to the
+/// same table (v1.saved: its -Sn, timeouts and daemons).
+#[test]
+fn a_version_1_state_file_keeps_loading() {
+    let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/state");
+    let mut d = Rvsd::start(&[]);
+    d.kill9();
+    std::fs::copy(testdata.join("v1.json"), d.state_dir.join("rvs-state.json")).unwrap();
+    d.spawn();
+    let listed = format!(
+        "{}{}{}",
+        d.save(),
+        out(&d.ipvsadm(&["-L", "--timeout"])),
+        out(&d.ipvsadm(&["-L", "--daemon"]))
+    );
+    assert_eq!(
+        listed,
+        std::fs::read_to_string(testdata.join("v1.saved")).unwrap()
+    );
+}
+
 #[test]
 fn a_corrupt_state_file_is_refused_and_left_untouched() {
     let mut d = Rvsd::start(&[]);
