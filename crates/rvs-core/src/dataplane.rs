@@ -80,8 +80,15 @@ pub trait DataPlane: Send {
     fn apply(&mut self, changes: &[Change]) -> Result<(), DataPlaneError>;
 
     /// Counters and rates of every service.
-    fn stats(&self) -> Vec<ServiceStats>;
+    ///
+    /// # Errors
+    /// [`DataPlaneError::Failed`] when the plane cannot read them (a map that will not open):
+    /// the caller shows the error rather than a table without traffic.
+    fn stats(&self) -> Result<Vec<ServiceStats>, DataPlaneError>;
 
     /// Live connections and persistence templates.
-    fn connections(&self) -> Vec<ConnectionEntry>;
+    ///
+    /// # Errors
+    /// [`DataPlaneError::Failed`] when the plane cannot read them.
+    fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError>;
 }

@@ -273,9 +273,9 @@ impl DataPlane for ProxyPlane {
         Ok(())
     }
 
-    fn stats(&self) -> Vec<ServiceStats> {
+    fn stats(&self) -> Result<Vec<ServiceStats>, DataPlaneError> {
         let table = self.shared.table();
-        table
+        Ok(table
             .services()
             .map(|s| ServiceStats {
                 service: s.key(),
@@ -292,10 +292,10 @@ impl DataPlane for ProxyPlane {
                     })
                     .collect(),
             })
-            .collect()
+            .collect())
     }
 
-    fn connections(&self) -> Vec<ConnectionEntry> {
+    fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
         let now = self.shared.now().0;
         let mut out: Vec<ConnectionEntry> = self
             .shared
@@ -342,6 +342,6 @@ impl DataPlane for ProxyPlane {
             }
         }
         out.sort_by_key(|e| (e.client, e.dest));
-        out
+        Ok(out)
     }
 }

@@ -39,7 +39,7 @@ fn nat_plane() -> rvs_xdp::XdpPlane {
 }
 
 fn counters(p: &rvs_xdp::XdpPlane) -> Counters {
-    p.stats()[0].dests[0].counters
+    p.stats().expect("the plane reads its counters")[0].dests[0].counters
 }
 
 #[test]
@@ -86,7 +86,11 @@ fn nat_counts_both_ways_in_ip_bytes_and_zeroing_starts_over() {
         },
         "IP bytes, as IPVS counts them"
     );
-    assert_eq!(p.stats()[0].counters, c, "the service sums its dests");
+    assert_eq!(
+        p.stats().expect("the plane reads its counters")[0].counters,
+        c,
+        "the service sums its dests"
+    );
     p.apply(&[Change::Zeroed { service: None }]).unwrap();
     assert_eq!(counters(&p), Counters::default(), "-Z");
     assert_eq!(run(&mut p, &reply).0, XDP_TX);
@@ -135,7 +139,7 @@ fn rates_come_from_the_kernels_estimator_over_the_programs_counters() {
         ..Counters::default()
     });
     reference.estimate(rvs_core::Timestamp(2000));
-    let stats = p.stats();
+    let stats = p.stats().expect("the plane reads its counters");
     assert!(reference.rates().cps > 0);
     assert_eq!(
         stats[0].dests[0].rates,
@@ -148,7 +152,7 @@ fn rates_come_from_the_kernels_estimator_over_the_programs_counters() {
     }])
     .unwrap();
     assert_eq!(
-        p.stats()[0].rates,
+        p.stats().expect("the plane reads its counters")[0].rates,
         rvs_core::Rates::default(),
         "-Z zeroes rates"
     );

@@ -85,12 +85,17 @@ fn ipv6_direct_routing_changes_only_the_macs_and_lists_the_connection() {
         XDP_PASS,
         "the family is part of the key"
     );
-    let conns = p.connections();
+    let conns = p.connections().expect("the plane reads its connections");
     assert_eq!(conns.len(), 1, "{conns:?}");
     assert_eq!(conns[0].client, sa("[2001:db8:9::9]:4000"));
     assert_eq!(conns[0].dest, sa("[2001:db8:1::12]:80"));
     assert_eq!(conns[0].state, ConnState::SynRecv);
-    assert_eq!(p.stats()[0].dests[0].counters.conns, 1);
+    assert_eq!(
+        p.stats().expect("the plane reads its counters")[0].dests[0]
+            .counters
+            .conns,
+        1
+    );
 }
 
 #[test]
@@ -323,6 +328,7 @@ fn ipv6_persistence_keeps_a_client_prefix_on_one_real_server() {
     assert_ne!(other, first);
     let templates: Vec<_> = p
         .connections()
+        .expect("the plane reads its connections")
         .into_iter()
         .filter(|c| c.state == ConnState::None)
         .collect();
@@ -351,7 +357,7 @@ fn sctp_associations_are_forwarded_and_tracked_by_their_chunks() {
         rr,
         &[("198.18.1.41:3868", ForwardMethod::Route)],
     );
-    let state = |p: &XdpPlane| p.connections()[0].state;
+    let state = |p: &XdpPlane| p.connections().expect("the plane reads its connections")[0].state;
     let send = |p: &mut XdpPlane, chunk: u8| {
         let input = frame(
             ip("198.18.9.9"),
@@ -374,13 +380,18 @@ fn sctp_associations_are_forwarded_and_tracked_by_their_chunks() {
     assert_eq!(state(&p), ConnState::Established);
     send(&mut p, 0); // DATA
     assert_eq!(state(&p), ConnState::Established);
-    assert_eq!(p.stats()[0].dests[0].conns.active, 1);
+    assert_eq!(
+        p.stats().expect("the plane reads its counters")[0].dests[0]
+            .conns
+            .active,
+        1
+    );
     send(&mut p, 7); // SHUTDOWN
     assert_eq!(state(&p), ConnState::FinWait);
     send(&mut p, 6); // ABORT
     assert_eq!(state(&p), ConnState::Close);
     assert_eq!(
-        p.connections()[0].virtual_,
+        p.connections().expect("the plane reads its connections")[0].virtual_,
         rvs_core::ConnVirtual::Addr {
             protocol: Protocol::Sctp,
             addr: sa("198.18.0.1:3868")
@@ -468,7 +479,13 @@ fn what_the_program_cannot_carry_is_refused_with_its_reason() {
     let e = refused(&mut p, sctp, "198.18.1.5:3869", ForwardMethod::Masq);
     assert!(e.contains("CRC32c") && e.contains("3869"), "{e}");
     assert!(
-        p.connections().is_empty() && p.stats().iter().all(|s| s.dests.is_empty()),
+        p.connections()
+            .expect("the plane reads its connections")
+            .is_empty()
+            && p.stats()
+                .expect("the plane reads its counters")
+                .iter()
+                .all(|s| s.dests.is_empty()),
         "nothing half-applied"
     );
     // A director without a global IPv6 address cannot be a tunnel's outer source.

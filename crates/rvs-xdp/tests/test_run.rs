@@ -96,7 +96,7 @@ fn direct_routing_changes_only_the_macs() {
         &input[12..],
         "IP and TCP untouched (the real server holds the VIP)"
     );
-    let stats = p.stats();
+    let stats = p.stats().expect("the plane reads its counters");
     assert_eq!(stats[0].dests[0].counters.in_pkts, 1);
     assert_eq!(stats[0].dests[0].counters.conns, 1);
 }
@@ -317,7 +317,7 @@ fn persistent_clients_stick_to_their_dest_until_it_leaves_or_the_template_expire
     );
     let other = dest_of(&mut p, "198.18.10.9:5000");
     assert_ne!(other, held, "another network is scheduled (rr)");
-    let listed = p.connections();
+    let listed = p.connections().expect("the plane reads its connections");
     assert!(
         listed
             .iter()
@@ -528,7 +528,7 @@ fn tcp_flags_drive_the_connection_state_and_idle_flows_expire() {
     );
     let to: SocketAddr = "198.18.0.1:80".parse().unwrap();
     let state = |p: &XdpPlane| {
-        let c = p.connections();
+        let c = p.connections().expect("the plane reads its connections");
         assert_eq!(c.len(), 1, "{c:?}");
         (c[0].state, c[0].expires_secs)
     };
@@ -543,7 +543,7 @@ fn tcp_flags_drive_the_connection_state_and_idle_flows_expire() {
         expires > 850 && expires <= 900,
         "the tcp timeout: {expires}"
     );
-    let stats = p.stats();
+    let stats = p.stats().expect("the plane reads its counters");
     let active: u32 = stats[0].dests.iter().map(|d| d.conns.active).sum();
     assert_eq!(active, 1, "an established flow counts as active");
     run(&mut p, &with_flags(syn_frame.clone(), 0x11));
@@ -556,7 +556,12 @@ fn tcp_flags_drive_the_connection_state_and_idle_flows_expire() {
     })])
     .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    assert!(p.connections().is_empty(), "expired flows are not listed");
+    assert!(
+        p.connections()
+            .expect("the plane reads its connections")
+            .is_empty(),
+        "expired flows are not listed"
+    );
     let (_, again) = run(&mut p, &with_flags(syn_frame, 0x10));
     assert_ne!(
         again[5], first,

@@ -50,6 +50,9 @@ fn status(e: &ApiError) -> StatusCode {
             ErrnoClass::Exists => StatusCode::CONFLICT,
             ErrnoClass::Range | ErrnoClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         },
+        ErrorKind::DataPlane {
+            error: rvs_core::DataPlaneError::Failed { .. },
+        } => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorKind::DataPlane { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::DaemonRunning => StatusCode::CONFLICT,
         ErrorKind::DaemonNotRunning => StatusCode::NOT_FOUND,
@@ -135,7 +138,7 @@ async fn health(State(s): State<Shared>) -> Json<Health> {
 }
 
 async fn table(State(s): State<Shared>) -> impl IntoResponse {
-    Json(lock(&s).view())
+    lock(&s).view().map(Json).map_err(Failure)
 }
 
 async fn commands(State(s): State<Shared>, bytes: Bytes) -> Result<impl IntoResponse, Failure> {
@@ -146,7 +149,7 @@ async fn commands(State(s): State<Shared>, bytes: Bytes) -> Result<impl IntoResp
 }
 
 async fn connections(State(s): State<Shared>) -> impl IntoResponse {
-    Json(lock(&s).connections())
+    lock(&s).connections().map(Json).map_err(Failure)
 }
 
 async fn start_daemon(State(s): State<Shared>, bytes: Bytes) -> Result<impl IntoResponse, Failure> {

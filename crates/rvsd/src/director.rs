@@ -209,10 +209,12 @@ impl Director {
     }
 
     /// The table with counters: the plane's when it counts, the table's otherwise.
-    #[must_use]
-    pub fn view(&self) -> TableView {
+    ///
+    /// # Errors
+    /// The plane's failure to read its counters (shown, not hidden behind zeros).
+    pub fn view(&self) -> Result<TableView, ApiError> {
         let mut view = TableView::from_table(&self.table, self.daemons.clone(), CONN_TABLE_SIZE);
-        for s in self.plane.stats() {
+        for s in self.plane.stats()? {
             let Some(v) = view.services.iter_mut().find(|v| v.config.key == s.service) else {
                 continue;
             };
@@ -226,13 +228,15 @@ impl Director {
                 }
             }
         }
-        view
+        Ok(view)
     }
 
     /// Live connections, from the plane.
-    #[must_use]
-    pub fn connections(&self) -> Vec<ConnectionEntry> {
-        self.plane.connections()
+    ///
+    /// # Errors
+    /// The plane's failure to read them.
+    pub fn connections(&self) -> Result<Vec<ConnectionEntry>, ApiError> {
+        Ok(self.plane.connections()?)
     }
 
     /// Validates, persists and applies a command; when this returns `Ok`, the change is on disk.
@@ -395,4 +399,45 @@ pub fn with_kernel_defaults(mut d: SyncDaemon) -> Result<SyncDaemon, ApiError> {
         .map_or(most, |m| u32::from(m).clamp(min, most));
     d.sync_maxlen = Some(u16::try_from(maxlen).unwrap_or(u16::MAX));
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_core::{DataPlaneError, ServiceStats};
+
+    /// A plane whose maps cannot be read.
+    struct Unreadable;
+
+    impl DataPlane for Unreadable {
+        fn name(&self) -> &'static str {
+            "unreadable"
+        }
+        fn check(&self, _: &[Change]) -> Result<(), DataPlaneError> {
+            Ok(())
+        }
+        fn apply(&mut self, _: &[Change]) -> Result<(), DataPlaneError> {
+            Ok(())
+        }
+        fn stats(&self) -> Result<Vec<ServiceStats>, DataPlaneError> {
+            Err(DataPlaneError::Failed {
+                plane: "unreadable".into(),
+                operation: "open map rvs_stats".into(),
+                message: "Operation not permitted".into(),
+            })
+        }
+        fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
+            self.stats().map(|_| Vec::new())
+        }
+    }
+
+    #[test]
+    fn a_plane_that_cannot_read_its_counters_says_so_instead_of_listing_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let d = Director::start(store, Box::new(Unreadable), None).unwrap();
+        let e = d.view().unwrap_err();
+        assert!(e.message.contains("open map rvs_stats"), "{e:?}");
+        assert!(d.connections().is_err());
+    }
 }

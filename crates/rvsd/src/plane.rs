@@ -87,11 +87,11 @@ impl DataPlane for NonePlane {
         Ok(())
     }
 
-    fn stats(&self) -> Vec<ServiceStats> {
-        Vec::new()
+    fn stats(&self) -> Result<Vec<ServiceStats>, DataPlaneError> {
+        Ok(Vec::new())
     }
 
-    fn connections(&self) -> Vec<ConnectionEntry> {
-        Vec::new()
+    fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
+        Ok(Vec::new())
     }
 }

@@ -14,9 +14,11 @@ pub fn object(name: &str) -> Vec<u8> {
     let clang = std::env::var("BPF_CLANG").unwrap_or_else(|_| "clang".to_owned());
     let out = std::env::temp_dir().join(format!("rvs-{name}-{}.o", std::process::id()));
     let mut cmd = Command::new(&clang);
-    cmd.args(["-target", "bpfel", "-O2", "-g", "-mcpu=v3", "-Wall", "-Werror"])
-        .arg("-I")
-        .arg(&bpf);
+    cmd.args([
+        "-target", "bpfel", "-O2", "-g", "-mcpu=v3", "-Wall", "-Werror",
+    ])
+    .arg("-I")
+    .arg(&bpf);
     if let Some(triple) = Command::new(&clang)
         .arg("-print-multiarch")
         .output()

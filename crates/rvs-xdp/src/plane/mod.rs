@@ -620,11 +620,11 @@ impl DataPlane for XdpPlane {
         Ok(())
     }
 
-    fn stats(&self) -> Vec<ServiceStats> {
+    fn stats(&self) -> Result<Vec<ServiceStats>, DataPlaneError> {
         self.read_stats()
     }
 
-    fn connections(&self) -> Vec<ConnectionEntry> {
+    fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
         self.read_connections()
     }
 }

@@ -2,25 +2,26 @@
 //! counters and rates (`--stats`, `--rate`), ActiveConn/InActConn.
 
 use super::XdpPlane;
+use crate::addr;
 use crate::clock::monotonic_ns;
 use crate::timeouts::state_timeout;
-use crate::addr;
 use aya::maps::{HashMap as BpfHashMap, PerCpuArray};
 use rvs_bpf_abi as abi;
 use rvs_core::{
-    ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DestStats, Protocol, Rates,
-    ServiceKey, ServiceStats,
+    ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DataPlaneError, DestStats,
+    Protocol, Rates, ServiceKey, ServiceStats,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 impl XdpPlane {
     /// The conn tables' entries (IPv4 and IPv6) that have not expired, with their seconds left.
-    fn live_conns(&self) -> Vec<(abi::ConnKey, abi::Conn, u64)> {
-        let mut all = self.entries::<abi::ConnKey4>("rvs_conns4");
-        all.extend(self.entries::<abi::ConnKey>("rvs_conns"));
+    fn live_conns(&self) -> Result<Vec<(abi::ConnKey, abi::Conn, u64)>, DataPlaneError> {
+        let mut all = self.entries::<abi::ConnKey4>("rvs_conns4")?;
+        all.extend(self.entries::<abi::ConnKey>("rvs_conns")?);
         let now = monotonic_ns();
-        all.into_iter()
+        Ok(all
+            .into_iter()
             .filter_map(|(k, v)| {
                 let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
                 let timeout = u64::from(self.timeout_of(v.state));
@@ -29,40 +30,38 @@ impl XdpPlane {
                     .filter(|left| *left > 0)
                     .map(|left| (k, v, left))
             })
-            .collect()
+            .collect())
     }
 
-    /// Every entry of one connection map, keys widened to [`abi::ConnKey`].
+    /// Every entry of one connection map, keys widened to [`abi::ConnKey`] (an entry that
+    /// goes away while the map is walked is skipped, as the kernel's LRU may evict any).
     fn entries<K: aya::Pod + Into<abi::ConnKey>>(
         &self,
         name: &str,
-    ) -> Vec<(abi::ConnKey, abi::Conn)> {
-        let Some(map) = self.ebpf.map(name) else {
-            return Vec::new();
-        };
-        let Ok(conns) = BpfHashMap::<_, K, abi::Conn>::try_from(map) else {
-            return Vec::new();
-        };
-        conns
+    ) -> Result<Vec<(abi::ConnKey, abi::Conn)>, DataPlaneError> {
+        let map = self.ebpf.map(name).ok_or_else(|| missing(name))?;
+        let conns = BpfHashMap::<_, K, abi::Conn>::try_from(map)
+            .map_err(|e| super::failed(format!("open map {name}"), e))?;
+        Ok(conns
             .iter()
             .filter_map(Result::ok)
             .map(|(k, v)| (k.into(), v))
-            .collect()
+            .collect())
     }
 
     /// The live persistence templates with their dest and seconds left, read from
     /// `rvs_templates`, as IPVS lists them: client network with port 0, state NONE.
-    fn live_templates(&self) -> Vec<ConnectionEntry> {
-        let Some(map) = self.ebpf.map("rvs_templates") else {
-            return Vec::new();
-        };
-        let Ok(templates) = BpfHashMap::<_, abi::ConnKey, abi::Tmpl>::try_from(map) else {
-            return Vec::new();
-        };
+    fn live_templates(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
+        let map = self
+            .ebpf
+            .map("rvs_templates")
+            .ok_or_else(|| missing("rvs_templates"))?;
+        let templates = BpfHashMap::<_, abi::ConnKey, abi::Tmpl>::try_from(map)
+            .map_err(|e| super::failed("open map rvs_templates", e))?;
         let by_id: HashMap<u32, SocketAddr> =
             self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
         let now = monotonic_ns();
-        templates
+        Ok(templates
             .iter()
             .filter_map(Result::ok)
             .filter_map(|(k, v)| {
@@ -88,30 +87,36 @@ impl XdpPlane {
                     pe_data: None,
                 })
             })
-            .collect()
+            .collect())
     }
 
     fn timeout_of(&self, state: u8) -> u32 {
         state_timeout(&self.config, state)
     }
 
-    /// A dest's traffic counters, summed over CPUs.
-    fn dest_counters(&self, id: u32) -> Counters {
-        let Some(map) = self.ebpf.map("rvs_stats") else {
-            return Counters::default();
-        };
-        let Ok(per_cpu) = PerCpuArray::<_, abi::Stat>::try_from(map) else {
-            return Counters::default();
-        };
-        per_cpu
-            .get(&id, 0)
-            .map_or_else(|_| Counters::default(), |v| crate::rates::counters_of(&v))
+    /// Every dest's traffic counters, summed over CPUs, by dest id.
+    fn dest_counters(&self) -> Result<HashMap<u32, Counters>, DataPlaneError> {
+        let map = self
+            .ebpf
+            .map("rvs_stats")
+            .ok_or_else(|| missing("rvs_stats"))?;
+        let per_cpu = PerCpuArray::<_, abi::Stat>::try_from(map)
+            .map_err(|e| super::failed("open map rvs_stats", e))?;
+        let mut out = HashMap::new();
+        for id in self.dest_ids.values() {
+            let v = per_cpu
+                .get(id, 0)
+                .map_err(|e| super::failed("read map rvs_stats", e))?;
+            out.insert(*id, crate::rates::counters_of(&v));
+        }
+        Ok(out)
     }
 
     /// Counters, rates and connection counts of every service and dest.
-    pub(super) fn read_stats(&self) -> Vec<ServiceStats> {
+    pub(super) fn read_stats(&self) -> Result<Vec<ServiceStats>, DataPlaneError> {
+        let traffic = self.dest_counters()?;
         let mut counts: HashMap<u32, ConnCounts> = HashMap::new();
-        for (_, v, _) in self.live_conns() {
+        for (_, v, _) in self.live_conns()? {
             let c = counts.entry(v.dest).or_default();
             if v.state == abi::state::ESTABLISHED {
                 c.active += 1;
@@ -123,7 +128,8 @@ impl XdpPlane {
         let rates_of = |f: &dyn Fn(&crate::rates::RateBook) -> Rates| {
             book.as_deref().map(f).unwrap_or_default()
         };
-        self.table
+        Ok(self
+            .table
             .services()
             .map(|s| {
                 let dests: Vec<DestStats> = s
@@ -137,7 +143,10 @@ impl XdpPlane {
                                 .and_then(|id| counts.get(&id))
                                 .copied()
                                 .unwrap_or_default(),
-                            counters: id.map(|id| self.dest_counters(id)).unwrap_or_default(),
+                            counters: id
+                                .and_then(|id| traffic.get(&id))
+                                .copied()
+                                .unwrap_or_default(),
                             rates: id.map(|id| rates_of(&|b| b.dest(id))).unwrap_or_default(),
                         }
                     })
@@ -156,15 +165,15 @@ impl XdpPlane {
                     dests,
                 }
             })
-            .collect()
+            .collect())
     }
 
     /// The live connections and persistence templates.
-    pub(super) fn read_connections(&self) -> Vec<ConnectionEntry> {
+    pub(super) fn read_connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
         let by_id: HashMap<u32, SocketAddr> =
             self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
         let mut entries: Vec<ConnectionEntry> = self
-            .live_conns()
+            .live_conns()?
             .into_iter()
             .filter_map(|(k, v, expires_secs)| {
                 Some(ConnectionEntry {
@@ -191,9 +200,13 @@ impl XdpPlane {
                 })
             })
             .collect();
-        entries.extend(self.live_templates());
-        entries
+        entries.extend(self.live_templates()?);
+        Ok(entries)
     }
+}
+
+fn missing(name: &str) -> DataPlaneError {
+    super::failed(format!("find map {name}"), "the program has no such map")
 }
 
 /// The protocol of a map key (the program keys TCP, UDP and SCTP).
