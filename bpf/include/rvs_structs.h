@@ -9,6 +9,11 @@
 
 /* Slots of a service's lookup ring. */
 #define RVS_RING_SIZE 256
+/* Services and dests the maps hold. */
+#define RVS_MAX_SERVICES 1024
+#define RVS_MAX_DESTS 65536
+/* Flows the connection tables hold by default (rvs-xdp sets the size at load). */
+#define RVS_CONN_TABLE 65536
 /* Forwarding methods of a dest. */
 #define RVS_FWD_ROUTE 1
 #define RVS_FWD_TUNNEL 2
@@ -201,5 +206,77 @@ struct rvs_config {
 	__u32 tick_ns;
 	__u64 clock_offset;
 };
+
+/* Field offsets, asserted here and in rvs-bpf-abi (offset_of!): one layout, two mirrors. */
+_Static_assert(__builtin_offsetof(struct rvs_svc_key, addr) == 0, "rvs_svc_key.addr");
+_Static_assert(__builtin_offsetof(struct rvs_svc_key, port) == 16, "rvs_svc_key.port");
+_Static_assert(__builtin_offsetof(struct rvs_svc_key, proto) == 18, "rvs_svc_key.proto");
+_Static_assert(__builtin_offsetof(struct rvs_svc_key, af) == 19, "rvs_svc_key.af");
+_Static_assert(__builtin_offsetof(struct rvs_svc, id) == 0, "rvs_svc.id");
+_Static_assert(__builtin_offsetof(struct rvs_svc, pick) == 4, "rvs_svc.pick");
+_Static_assert(__builtin_offsetof(struct rvs_svc, len) == 6, "rvs_svc.len");
+_Static_assert(__builtin_offsetof(struct rvs_svc, persist_timeout) == 8, "rvs_svc.persist_timeout");
+_Static_assert(__builtin_offsetof(struct rvs_svc, persist_mask) == 12, "rvs_svc.persist_mask");
+_Static_assert(__builtin_offsetof(struct rvs_dest, addr) == 0, "rvs_dest.addr");
+_Static_assert(__builtin_offsetof(struct rvs_dest, port) == 16, "rvs_dest.port");
+_Static_assert(__builtin_offsetof(struct rvs_dest, method) == 18, "rvs_dest.method");
+_Static_assert(__builtin_offsetof(struct rvs_dest, available) == 19, "rvs_dest.available");
+_Static_assert(__builtin_offsetof(struct rvs_dest, mac) == 20, "rvs_dest.mac");
+_Static_assert(__builtin_offsetof(struct rvs_dest, weight) == 26, "rvs_dest.weight");
+_Static_assert(__builtin_offsetof(struct rvs_dest, u_threshold) == 28, "rvs_dest.u_threshold");
+_Static_assert(__builtin_offsetof(struct rvs_dest, l_threshold) == 32, "rvs_dest.l_threshold");
+_Static_assert(__builtin_offsetof(struct rvs_dest, nh_ifindex) == 36, "rvs_dest.nh_ifindex");
+_Static_assert(__builtin_offsetof(struct rvs_dest, nh_smac) == 40, "rvs_dest.nh_smac");
+_Static_assert(__builtin_offsetof(struct rvs_dest, nh_dmac) == 46, "rvs_dest.nh_dmac");
+_Static_assert(__builtin_offsetof(struct rvs_dest, tun_type) == 52, "rvs_dest.tun_type");
+_Static_assert(__builtin_offsetof(struct rvs_dest, tun_flags) == 53, "rvs_dest.tun_flags");
+_Static_assert(__builtin_offsetof(struct rvs_dest, tun_port) == 54, "rvs_dest.tun_port");
+_Static_assert(__builtin_offsetof(struct rvs_dest, nh_stamp) == 56, "rvs_dest.nh_stamp");
+_Static_assert(__builtin_offsetof(struct rvs_dest, nh_mtu) == 60, "rvs_dest.nh_mtu");
+_Static_assert(__builtin_offsetof(struct rvs_count, active) == 0, "rvs_count.active");
+_Static_assert(__builtin_offsetof(struct rvs_count, inactive) == 4, "rvs_count.inactive");
+_Static_assert(__builtin_offsetof(struct rvs_count, overloaded) == 8, "rvs_count.overloaded");
+_Static_assert(__builtin_offsetof(struct rvs_count, pad) == 12, "rvs_count.pad");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key, saddr) == 0, "rvs_conn_key.saddr");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key, daddr) == 16, "rvs_conn_key.daddr");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key, sport) == 32, "rvs_conn_key.sport");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key, dport) == 34, "rvs_conn_key.dport");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key, proto) == 36, "rvs_conn_key.proto");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key, af) == 37, "rvs_conn_key.af");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key, pad) == 38, "rvs_conn_key.pad");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key4, saddr) == 0, "rvs_conn_key4.saddr");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key4, daddr) == 4, "rvs_conn_key4.daddr");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key4, sport) == 8, "rvs_conn_key4.sport");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key4, dport) == 10, "rvs_conn_key4.dport");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key4, proto) == 12, "rvs_conn_key4.proto");
+_Static_assert(__builtin_offsetof(struct rvs_conn_key4, pad) == 13, "rvs_conn_key4.pad");
+_Static_assert(__builtin_offsetof(struct rvs_conn, dest) == 0, "rvs_conn.dest");
+_Static_assert(__builtin_offsetof(struct rvs_conn, state) == 4, "rvs_conn.state");
+_Static_assert(__builtin_offsetof(struct rvs_conn, persist) == 5, "rvs_conn.persist");
+_Static_assert(__builtin_offsetof(struct rvs_conn, pad) == 6, "rvs_conn.pad");
+_Static_assert(__builtin_offsetof(struct rvs_conn, last_ns) == 8, "rvs_conn.last_ns");
+_Static_assert(__builtin_offsetof(struct rvs_nat, vip) == 0, "rvs_nat.vip");
+_Static_assert(__builtin_offsetof(struct rvs_nat, vport) == 16, "rvs_nat.vport");
+_Static_assert(__builtin_offsetof(struct rvs_nat, client_mac) == 18, "rvs_nat.client_mac");
+_Static_assert(__builtin_offsetof(struct rvs_nat, smac) == 24, "rvs_nat.smac");
+_Static_assert(__builtin_offsetof(struct rvs_nat, pad) == 30, "rvs_nat.pad");
+_Static_assert(__builtin_offsetof(struct rvs_nat, ifindex) == 32, "rvs_nat.ifindex");
+_Static_assert(__builtin_offsetof(struct rvs_nat, dest) == 36, "rvs_nat.dest");
+_Static_assert(__builtin_offsetof(struct rvs_tmpl, dest) == 0, "rvs_tmpl.dest");
+_Static_assert(__builtin_offsetof(struct rvs_tmpl, pad) == 4, "rvs_tmpl.pad");
+_Static_assert(__builtin_offsetof(struct rvs_tmpl, last_ns) == 8, "rvs_tmpl.last_ns");
+_Static_assert(__builtin_offsetof(struct rvs_stat, conns) == 0, "rvs_stat.conns");
+_Static_assert(__builtin_offsetof(struct rvs_stat, packets) == 8, "rvs_stat.packets");
+_Static_assert(__builtin_offsetof(struct rvs_stat, bytes) == 16, "rvs_stat.bytes");
+_Static_assert(__builtin_offsetof(struct rvs_stat, out_packets) == 24, "rvs_stat.out_packets");
+_Static_assert(__builtin_offsetof(struct rvs_stat, out_bytes) == 32, "rvs_stat.out_bytes");
+_Static_assert(__builtin_offsetof(struct rvs_config, tunnel_src) == 0, "rvs_config.tunnel_src");
+_Static_assert(__builtin_offsetof(struct rvs_config, tcp_timeout) == 4, "rvs_config.tcp_timeout");
+_Static_assert(__builtin_offsetof(struct rvs_config, tcpfin_timeout) == 8, "rvs_config.tcpfin_timeout");
+_Static_assert(__builtin_offsetof(struct rvs_config, udp_timeout) == 12, "rvs_config.udp_timeout");
+_Static_assert(__builtin_offsetof(struct rvs_config, syn_timeout) == 16, "rvs_config.syn_timeout");
+_Static_assert(__builtin_offsetof(struct rvs_config, tunnel_src6) == 20, "rvs_config.tunnel_src6");
+_Static_assert(__builtin_offsetof(struct rvs_config, tick_ns) == 36, "rvs_config.tick_ns");
+_Static_assert(__builtin_offsetof(struct rvs_config, clock_offset) == 40, "rvs_config.clock_offset");
 
 #endif

@@ -5,21 +5,21 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, RVS_MAX_SERVICES);
 	__type(key, struct rvs_svc_key);
 	__type(value, struct rvs_svc);
 } rvs_services SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1024 * RVS_RING_SIZE);
+	__uint(max_entries, RVS_MAX_SERVICES * RVS_RING_SIZE);
 	__type(key, __u32);
 	__type(value, __u32); /* dest index + 1; 0 = no dest */
 } rvs_ring SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
+	__uint(max_entries, RVS_MAX_DESTS);
 	__type(key, __u32);
 	__type(value, struct rvs_dest);
 } rvs_dests SEC(".maps");
@@ -27,49 +27,49 @@ struct {
 /* The next ring position of cursor-mode services, shared by all CPUs (atomic increments). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1024);
+	__uint(max_entries, RVS_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, __u32);
 } rvs_cursors SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, RVS_CONN_TABLE);
 	__type(key, struct rvs_conn_key);
 	__type(value, struct rvs_conn);
 } rvs_conns SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, RVS_CONN_TABLE);
 	__type(key, struct rvs_conn_key4);
 	__type(value, struct rvs_conn);
 } rvs_conns4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, RVS_CONN_TABLE);
 	__type(key, struct rvs_conn_key);
 	__type(value, struct rvs_nat);
 } rvs_nat_back SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, RVS_CONN_TABLE);
 	__type(key, struct rvs_conn_key);
 	__type(value, struct rvs_tmpl);
 } rvs_templates SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
+	__uint(max_entries, RVS_MAX_DESTS);
 	__type(key, __u32);
 	__type(value, struct rvs_count);
 } rvs_counts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1024 * RVS_MH_SIZE);
+	__uint(max_entries, RVS_MAX_SERVICES * RVS_MH_SIZE);
 	__type(key, __u32);
 	__type(value, __u32); /* dest index + 1; 0 = none */
 } rvs_mh SEC(".maps");
@@ -83,7 +83,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 65536);
+	__uint(max_entries, RVS_MAX_DESTS);
 	__type(key, __u32);
 	__type(value, struct rvs_stat);
 } rvs_stats SEC(".maps");

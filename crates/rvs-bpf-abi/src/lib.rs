@@ -9,10 +9,12 @@
 
 /// Slots of a service's lookup ring (`RVS_RING_SIZE`).
 pub const RING_SIZE: u32 = 256;
-/// Services the maps hold (`rvs_services` max entries).
+/// Services the maps hold (`RVS_MAX_SERVICES`, `rvs_services` max entries).
 pub const MAX_SERVICES: u32 = 1024;
 /// Dests the maps hold (`rvs_dests` max entries).
 pub const MAX_DESTS: u32 = 65536;
+/// The connection tables' size when none is given at load (`RVS_CONN_TABLE`).
+pub const CONN_TABLE: u32 = 65536;
 /// `RVS_FWD_ROUTE`: direct routing.
 pub const FWD_ROUTE: u8 = 1;
 /// `RVS_FWD_TUNNEL`: IP-in-IP.
@@ -89,6 +91,8 @@ pub const PICK_LBLCR: u16 = 14;
 pub const MH_FALLBACK: u16 = 1;
 /// `RVS_MH_PORT`: mh-port.
 pub const MH_PORT: u16 = 2;
+/// `RVS_LBLCR_MAX`: members of one lblcr set (the kernel's sets are unbounded).
+pub const LBLCR_MAX: u32 = 16;
 /// `RVS_MH_SIZE`: slots of a service's mh table.
 pub const MH_SIZE: u32 = 4093;
 
@@ -336,6 +340,78 @@ pub struct Config {
     /// See `tick_ns`.
     pub clock_offset: u64,
 }
+
+// Field offsets, asserted here and in rvs_structs.h (_Static_assert): one layout, two mirrors.
+const _: () = assert!(core::mem::offset_of!(SvcKey, addr) == 0);
+const _: () = assert!(core::mem::offset_of!(SvcKey, port) == 16);
+const _: () = assert!(core::mem::offset_of!(SvcKey, proto) == 18);
+const _: () = assert!(core::mem::offset_of!(SvcKey, af) == 19);
+const _: () = assert!(core::mem::offset_of!(Svc, id) == 0);
+const _: () = assert!(core::mem::offset_of!(Svc, pick) == 4);
+const _: () = assert!(core::mem::offset_of!(Svc, len) == 6);
+const _: () = assert!(core::mem::offset_of!(Svc, persist_timeout) == 8);
+const _: () = assert!(core::mem::offset_of!(Svc, persist_mask) == 12);
+const _: () = assert!(core::mem::offset_of!(Dest, addr) == 0);
+const _: () = assert!(core::mem::offset_of!(Dest, port) == 16);
+const _: () = assert!(core::mem::offset_of!(Dest, method) == 18);
+const _: () = assert!(core::mem::offset_of!(Dest, available) == 19);
+const _: () = assert!(core::mem::offset_of!(Dest, mac) == 20);
+const _: () = assert!(core::mem::offset_of!(Dest, weight) == 26);
+const _: () = assert!(core::mem::offset_of!(Dest, u_threshold) == 28);
+const _: () = assert!(core::mem::offset_of!(Dest, l_threshold) == 32);
+const _: () = assert!(core::mem::offset_of!(Dest, nh_ifindex) == 36);
+const _: () = assert!(core::mem::offset_of!(Dest, nh_smac) == 40);
+const _: () = assert!(core::mem::offset_of!(Dest, nh_dmac) == 46);
+const _: () = assert!(core::mem::offset_of!(Dest, tun_type) == 52);
+const _: () = assert!(core::mem::offset_of!(Dest, tun_flags) == 53);
+const _: () = assert!(core::mem::offset_of!(Dest, tun_port) == 54);
+const _: () = assert!(core::mem::offset_of!(Dest, nh_stamp) == 56);
+const _: () = assert!(core::mem::offset_of!(Dest, nh_mtu) == 60);
+const _: () = assert!(core::mem::offset_of!(Count, active) == 0);
+const _: () = assert!(core::mem::offset_of!(Count, inactive) == 4);
+const _: () = assert!(core::mem::offset_of!(Count, overloaded) == 8);
+const _: () = assert!(core::mem::offset_of!(Count, pad) == 12);
+const _: () = assert!(core::mem::offset_of!(ConnKey, saddr) == 0);
+const _: () = assert!(core::mem::offset_of!(ConnKey, daddr) == 16);
+const _: () = assert!(core::mem::offset_of!(ConnKey, sport) == 32);
+const _: () = assert!(core::mem::offset_of!(ConnKey, dport) == 34);
+const _: () = assert!(core::mem::offset_of!(ConnKey, proto) == 36);
+const _: () = assert!(core::mem::offset_of!(ConnKey, af) == 37);
+const _: () = assert!(core::mem::offset_of!(ConnKey, pad) == 38);
+const _: () = assert!(core::mem::offset_of!(ConnKey4, saddr) == 0);
+const _: () = assert!(core::mem::offset_of!(ConnKey4, daddr) == 4);
+const _: () = assert!(core::mem::offset_of!(ConnKey4, sport) == 8);
+const _: () = assert!(core::mem::offset_of!(ConnKey4, dport) == 10);
+const _: () = assert!(core::mem::offset_of!(ConnKey4, proto) == 12);
+const _: () = assert!(core::mem::offset_of!(ConnKey4, pad) == 13);
+const _: () = assert!(core::mem::offset_of!(Conn, dest) == 0);
+const _: () = assert!(core::mem::offset_of!(Conn, state) == 4);
+const _: () = assert!(core::mem::offset_of!(Conn, persist) == 5);
+const _: () = assert!(core::mem::offset_of!(Conn, pad) == 6);
+const _: () = assert!(core::mem::offset_of!(Conn, last_ns) == 8);
+const _: () = assert!(core::mem::offset_of!(Nat, vip) == 0);
+const _: () = assert!(core::mem::offset_of!(Nat, vport) == 16);
+const _: () = assert!(core::mem::offset_of!(Nat, client_mac) == 18);
+const _: () = assert!(core::mem::offset_of!(Nat, smac) == 24);
+const _: () = assert!(core::mem::offset_of!(Nat, pad) == 30);
+const _: () = assert!(core::mem::offset_of!(Nat, ifindex) == 32);
+const _: () = assert!(core::mem::offset_of!(Nat, dest) == 36);
+const _: () = assert!(core::mem::offset_of!(Tmpl, dest) == 0);
+const _: () = assert!(core::mem::offset_of!(Tmpl, pad) == 4);
+const _: () = assert!(core::mem::offset_of!(Tmpl, last_ns) == 8);
+const _: () = assert!(core::mem::offset_of!(Stat, conns) == 0);
+const _: () = assert!(core::mem::offset_of!(Stat, packets) == 8);
+const _: () = assert!(core::mem::offset_of!(Stat, bytes) == 16);
+const _: () = assert!(core::mem::offset_of!(Stat, out_packets) == 24);
+const _: () = assert!(core::mem::offset_of!(Stat, out_bytes) == 32);
+const _: () = assert!(core::mem::offset_of!(Config, tunnel_src) == 0);
+const _: () = assert!(core::mem::offset_of!(Config, tcp_timeout) == 4);
+const _: () = assert!(core::mem::offset_of!(Config, tcpfin_timeout) == 8);
+const _: () = assert!(core::mem::offset_of!(Config, udp_timeout) == 12);
+const _: () = assert!(core::mem::offset_of!(Config, syn_timeout) == 16);
+const _: () = assert!(core::mem::offset_of!(Config, tunnel_src6) == 20);
+const _: () = assert!(core::mem::offset_of!(Config, tick_ns) == 36);
+const _: () = assert!(core::mem::offset_of!(Config, clock_offset) == 40);
 
 const _: () = assert!(core::mem::size_of::<SvcKey>() == 20);
 const _: () = assert!(core::mem::size_of::<Svc>() == 28);

@@ -26,6 +26,9 @@ pub mod timeouts;
 pub use aya::programs::XdpMode;
 pub use plane::{DirectorAddr, XdpPlane};
 
+/// The connection tables' size when none is given (flows per table).
+pub const DEFAULT_CONN_TABLE: u32 = rvs_bpf_abi::CONN_TABLE;
+
 /// The compiled BPF object (empty when rvs was built without clang).
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rvs_xdp.o"));
 

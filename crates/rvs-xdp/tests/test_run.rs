@@ -882,3 +882,24 @@ fn twos_sends_most_new_flows_to_the_less_loaded_real_server() {
         "the quiesced one gets none: {shares:?}"
     );
 }
+
+#[test]
+fn the_connection_tables_take_their_size_at_load() {
+    if !can_run() {
+        return;
+    }
+    let director = rvs_xdp::DirectorAddr {
+        tunnel_src: "198.18.0.1".parse().unwrap(),
+        tunnel_src6: None,
+    };
+    let p = rvs_xdp::XdpPlane::load_sized(director, Box::new(common::FakeNeighbors), 4096)
+        .expect("the program loads");
+    for map in rvs_xdp::plane::CONN_TABLES {
+        assert_eq!(p.map_capacity(map), Some(4096), "{map}");
+    }
+    assert_eq!(
+        p.map_capacity("rvs_dests"),
+        Some(rvs_bpf_abi::MAX_DESTS),
+        "the other maps keep their compiled size"
+    );
+}

@@ -114,6 +114,7 @@ pub async fn demo(opts: DemoOptions) -> Result<(), ServeError> {
         api: None,
         api_token_file: None,
         workers: 2,
+        conn_table: rvs_xdp::DEFAULT_CONN_TABLE,
     };
     // The demo starts from an empty table each time.
     let _ = std::fs::remove_file(opts.dir.join("state").join(crate::state::STATE_FILE));

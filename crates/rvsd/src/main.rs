@@ -45,6 +45,11 @@ struct Cli {
     /// CPUs this process may run on (its affinity mask or cgroup quota).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
+    /// Flows the xdp plane's connection tables hold (each of IPv4, IPv6, NAT replies and
+    /// persistence templates); the least recently used go first when one is full.
+    #[arg(long, value_name = "FLOWS", default_value_t = rvs_xdp::DEFAULT_CONN_TABLE,
+          value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+    conn_table: u32,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -149,6 +154,7 @@ fn real_main() -> anyhow::Result<()> {
         api: cli.api,
         api_token_file: cli.api_token_file,
         workers: workers(cli.workers),
+        conn_table: cli.conn_table,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.workers)

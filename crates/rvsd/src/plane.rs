@@ -52,6 +52,7 @@ pub fn build(
     kind: PlaneKind,
     interfaces: &[String],
     xdp_mode: Option<rvs_xdp::XdpMode>,
+    conn_table: u32,
     workers: usize,
 ) -> Result<Box<dyn DataPlane>, String> {
     match kind {
@@ -64,7 +65,7 @@ pub fn build(
                 workers.max(1),
             )))
         }
-        PlaneKind::Xdp => rvs_xdp::XdpPlane::for_interfaces(interfaces, xdp_mode)
+        PlaneKind::Xdp => rvs_xdp::XdpPlane::for_interfaces(interfaces, xdp_mode, conn_table)
             .map(|p| Box::new(p) as Box<dyn DataPlane>)
             .map_err(|e| e.to_string()),
     }

@@ -33,6 +33,8 @@ pub struct Options {
     pub api_token_file: Option<PathBuf>,
     /// `--workers`: the proxy plane's listening sockets per service (one per runtime worker).
     pub workers: usize,
+    /// `--conn-table`: flows the xdp plane's connection tables hold.
+    pub conn_table: u32,
 }
 
 /// Why rvsd stopped with an error.
@@ -176,6 +178,7 @@ pub async fn run_until(
         opts.dataplane,
         &opts.interfaces,
         opts.xdp_mode,
+        opts.conn_table,
         opts.workers,
     )
     .map_err(ServeError::Plane)?;

@@ -57,6 +57,9 @@ impl Drop for XdpPlane {
     }
 }
 
+/// The maps sized by the connection table's size (`RVS_CONN_TABLE` in the C).
+pub const CONN_TABLES: [&str; 4] = ["rvs_conns", "rvs_conns4", "rvs_nat_back", "rvs_templates"];
+
 /// How often rvsd's plane sweeps its connection table.
 pub const SWEEP_PERIOD: Duration = Duration::from_secs(2);
 
@@ -92,6 +95,7 @@ impl XdpPlane {
     pub fn for_interfaces(
         interfaces: &[String],
         mode: Option<XdpMode>,
+        conn_table: u32,
     ) -> Result<Self, DataPlaneError> {
         let first = interfaces.first().ok_or_else(|| {
             unsupported(
@@ -99,9 +103,10 @@ impl XdpPlane {
                 "--interface IF (repeatable)",
             )
         })?;
-        let mut plane = Self::load(
+        let mut plane = Self::load_sized(
             DirectorAddr::of_interface(first)?,
             Box::new(crate::neighbors::KernelNeighbors),
+            conn_table,
         )?;
         for interface in interfaces {
             let mode = match mode {
@@ -130,8 +135,27 @@ impl XdpPlane {
         director: DirectorAddr,
         neighbors: Box<dyn Neighbors>,
     ) -> Result<Self, DataPlaneError> {
+        Self::load_sized(director, neighbors, abi::CONN_TABLE)
+    }
+
+    /// [`XdpPlane::load`] with connection tables of `conn_table` flows each (IPv4 and IPv6
+    /// flows, the NAT way back and persistence templates; least recently used go first).
+    ///
+    /// # Errors
+    /// As [`XdpPlane::load`]; a size the kernel refuses.
+    pub fn load_sized(
+        director: DirectorAddr,
+        neighbors: Box<dyn Neighbors>,
+        conn_table: u32,
+    ) -> Result<Self, DataPlaneError> {
         let object = crate::object().map_err(without_object)?;
-        let mut ebpf = Ebpf::load(object).map_err(|e| failed("load the BPF object", e))?;
+        let mut loader = aya::EbpfLoader::new();
+        for map in CONN_TABLES {
+            loader.map_max_entries(map, conn_table);
+        }
+        let mut ebpf = loader
+            .load(object)
+            .map_err(|e| failed("load the BPF object", e))?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or_else(|| failed("find the XDP program", PROGRAM))?

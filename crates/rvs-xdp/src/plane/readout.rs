@@ -15,6 +15,22 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 impl XdpPlane {
+    /// How many entries a map of the program holds, as the kernel has it.
+    #[must_use]
+    pub fn map_capacity(&self, name: &str) -> Option<u32> {
+        use aya::maps::Map;
+        let data = match self.ebpf.map(name)? {
+            Map::Array(d)
+            | Map::HashMap(d)
+            | Map::LruHashMap(d)
+            | Map::PerCpuArray(d)
+            | Map::PerCpuHashMap(d)
+            | Map::DevMapHash(d) => d,
+            _ => return None,
+        };
+        data.info().ok().map(|i| i.max_entries())
+    }
+
     /// The conn tables' entries (IPv4 and IPv6) that have not expired, with their seconds left.
     fn live_conns(&self) -> Result<Vec<(abi::ConnKey, abi::Conn, u64)>, DataPlaneError> {
         let mut all = self.entries::<abi::ConnKey4>("rvs_conns4")?;

@@ -1,0 +1,83 @@
+//! One source of truth for the C/Rust ABI: every `#define RVS_*` of
+//! `bpf/include/rvs_structs.h` has its Rust constant with the same value, and every Rust
+//! constant listed here is defined in C. No root, no clang needed.
+
+use rvs_bpf_abi as abi;
+use std::collections::BTreeMap;
+
+/// The header's numeric `#define`s: name to value.
+fn defines() -> BTreeMap<String, u64> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bpf/include/rvs_structs.h"
+    );
+    let text = std::fs::read_to_string(path).expect("rvs_structs.h");
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("#define "))
+        .filter_map(|rest| {
+            let mut w = rest.split_whitespace();
+            let (name, value) = (w.next()?, w.next()?);
+            let value = value
+                .strip_prefix("0x")
+                .map_or_else(|| value.parse().ok(), |h| u64::from_str_radix(h, 16).ok())?;
+            Some((name.to_owned(), value))
+        })
+        .collect()
+}
+
+#[test]
+fn every_define_matches_its_rust_constant() {
+    let rust: BTreeMap<&str, u64> = [
+        ("RVS_RING_SIZE", u64::from(abi::RING_SIZE)),
+        ("RVS_MAX_SERVICES", u64::from(abi::MAX_SERVICES)),
+        ("RVS_MAX_DESTS", u64::from(abi::MAX_DESTS)),
+        ("RVS_CONN_TABLE", u64::from(abi::CONN_TABLE)),
+        ("RVS_FWD_ROUTE", u64::from(abi::FWD_ROUTE)),
+        ("RVS_FWD_TUNNEL", u64::from(abi::FWD_TUNNEL)),
+        ("RVS_FWD_MASQ", u64::from(abi::FWD_MASQ)),
+        ("RVS_TUN_IPIP", u64::from(abi::TUN_IPIP)),
+        ("RVS_TUN_GUE", u64::from(abi::TUN_GUE)),
+        ("RVS_TUN_GRE", u64::from(abi::TUN_GRE)),
+        ("RVS_TUN_CSUM", u64::from(abi::TUN_CSUM)),
+        ("RVS_AF_INET", u64::from(abi::AF_INET)),
+        ("RVS_AF_INET6", u64::from(abi::AF_INET6)),
+        ("RVS_PICK_CURSOR", u64::from(abi::PICK_CURSOR)),
+        ("RVS_PICK_SRC", u64::from(abi::PICK_SRC)),
+        ("RVS_PICK_SRC_PORT", u64::from(abi::PICK_SRC_PORT)),
+        ("RVS_PICK_DST", u64::from(abi::PICK_DST)),
+        ("RVS_PICK_LC", u64::from(abi::PICK_LC)),
+        ("RVS_PICK_WLC", u64::from(abi::PICK_WLC)),
+        ("RVS_PICK_SED", u64::from(abi::PICK_SED)),
+        ("RVS_PICK_NQ", u64::from(abi::PICK_NQ)),
+        ("RVS_PICK_OVF", u64::from(abi::PICK_OVF)),
+        ("RVS_PICK_FO", u64::from(abi::PICK_FO)),
+        ("RVS_PICK_TWOS", u64::from(abi::PICK_TWOS)),
+        ("RVS_PICK_LBLC", u64::from(abi::PICK_LBLC)),
+        ("RVS_PICK_MH", u64::from(abi::PICK_MH)),
+        ("RVS_PICK_LBLCR", u64::from(abi::PICK_LBLCR)),
+        ("RVS_LBLCR_MAX", u64::from(abi::LBLCR_MAX)),
+        ("RVS_MH_FALLBACK", u64::from(abi::MH_FALLBACK)),
+        ("RVS_MH_PORT", u64::from(abi::MH_PORT)),
+        ("RVS_MH_SIZE", u64::from(abi::MH_SIZE)),
+        ("RVS_ST_NONE", u64::from(abi::state::NONE)),
+        ("RVS_ST_SYN_RECV", u64::from(abi::state::SYN_RECV)),
+        ("RVS_ST_ESTABLISHED", u64::from(abi::state::ESTABLISHED)),
+        ("RVS_ST_FIN_WAIT", u64::from(abi::state::FIN_WAIT)),
+        ("RVS_ST_CLOSE", u64::from(abi::state::CLOSE)),
+        ("RVS_ST_UDP", u64::from(abi::state::UDP)),
+    ]
+    .into();
+    let c = defines();
+    for (name, value) in &c {
+        let Some(r) = rust.get(name.as_str()) else {
+            panic!("{name} ({value}) in rvs_structs.h has no Rust constant listed here");
+        };
+        assert_eq!(r, value, "{name}: Rust {r}, C {value}");
+    }
+    for name in rust.keys() {
+        assert!(
+            c.contains_key(*name),
+            "{name} is not defined in rvs_structs.h"
+        );
+    }
+}
