@@ -2,7 +2,7 @@
 //! Every writer (API, reload, later health checks and VRRP) goes through [`Director::apply`].
 
 use crate::config;
-use crate::state::{State, StateError, StateStore};
+use crate::state::{Entry, State, StateError, StateStore};
 use rvs_core::{Change, Command, ConnectionEntry, DataPlane, ServiceKey, Table};
 use rvs_proto::{ApiError, Applied, ErrorKind, SyncDaemon, SyncState, TableView};
 use std::collections::HashMap;
@@ -88,7 +88,7 @@ impl Director {
     /// # Errors
     /// [`StartError`] naming what was refused; nothing is written in that case.
     pub fn start(
-        store: StateStore,
+        mut store: StateStore,
         mut plane: Box<dyn DataPlane>,
         config_path: Option<PathBuf>,
     ) -> Result<Self, StartError> {
@@ -124,7 +124,7 @@ impl Director {
             .map_err(|e| plane_err(plane.as_ref(), e.to_string()))?;
         let unrealised = realise(plane.as_mut(), &changes)
             .map_err(|e| plane_err(plane.as_ref(), e.to_string()))?;
-        let director = Self {
+        let mut director = Self {
             table,
             daemons: state.daemons,
             plane,
@@ -132,7 +132,8 @@ impl Director {
             config_path,
             unrealised,
         };
-        if director.config_path.is_some() {
+        // A config may have changed the table; a journal left from before is folded in.
+        if director.config_path.is_some() || director.store.replayed() > 0 {
             director.save()?;
         }
         tracing::info!(
@@ -150,8 +151,9 @@ impl Director {
         }
     }
 
-    fn save(&self) -> Result<(), StateError> {
-        self.store.save(&self.state())
+    fn save(&mut self) -> Result<(), StateError> {
+        let state = self.state();
+        self.store.save(&state)
     }
 
     /// The data plane's name.
@@ -245,21 +247,27 @@ impl Director {
     /// The table's or plane's refusal, or a storage failure; the table is then unchanged.
     pub fn apply(&mut self, command: Command) -> Result<Applied, ApiError> {
         let mut staged = self.table.clone();
+        let entry = Entry::Command(command.clone());
         let changes = staged.apply(command)?;
-        self.commit(staged, changes)
+        self.commit(staged, changes, &entry)
     }
 
-    fn commit(&mut self, staged: Table, changes: Vec<Change>) -> Result<Applied, ApiError> {
+    fn commit(
+        &mut self,
+        staged: Table,
+        changes: Vec<Change>,
+        entry: &Entry,
+    ) -> Result<Applied, ApiError> {
         if changes.is_empty() {
             return Ok(Applied::default());
         }
         self.plane.check(&changes)?;
-        let state = State {
-            table: staged.config(),
-            daemons: self.daemons.clone(),
-        };
+        let daemons = self.daemons.clone();
         self.store
-            .save(&state)
+            .record(entry, || State {
+                table: staged.config(),
+                daemons,
+            })
             .map_err(|e| ApiError::new(ErrorKind::Storage, e.to_string()))?;
         // A service the plane does not serve yet gets the changes when it is realised.
         let for_plane: Vec<Change> = changes
@@ -299,12 +307,13 @@ impl Director {
         };
         let wanted =
             config::load(&path).map_err(|e| ApiError::new(ErrorKind::Config, e.to_string()))?;
-        let commands = Table::diff(&self.table.config(), &wanted);
+        let batch = Command::batch(Table::diff(&self.table.config(), &wanted));
+        let entry = Entry::Command(batch.clone());
         let mut staged = self.table.clone();
-        let changes = staged.apply(Command::batch(commands)).map_err(|e| {
+        let changes = staged.apply(batch).map_err(|e| {
             ApiError::new(ErrorKind::Config, format!("config {}: {e}", path.display()))
         })?;
-        let applied = self.commit(staged, changes)?;
+        let applied = self.commit(staged, changes, &entry)?;
         tracing::info!(changes = applied.changes.len(), "config reloaded");
         Ok(applied)
     }
@@ -347,12 +356,13 @@ impl Director {
     }
 
     fn set_daemons(&mut self, daemons: Vec<SyncDaemon>) -> Result<Applied, ApiError> {
-        let state = State {
-            table: self.table.config(),
-            daemons: daemons.clone(),
-        };
+        let table = &self.table;
+        let after = daemons.clone();
         self.store
-            .save(&state)
+            .record(&Entry::Daemons(daemons.clone()), || State {
+                table: table.config(),
+                daemons: after,
+            })
             .map_err(|e| ApiError::new(ErrorKind::Storage, e.to_string()))?;
         self.daemons = daemons;
         Ok(Applied::default())

@@ -1,11 +1,21 @@
-//! The durable state: the table's configuration and the sync daemons, in one JSON file that
-//! is replaced atomically (write a temporary file, fsync it, rename it over, fsync the
-//! directory), so a crash at any moment leaves either the old or the new state, complete.
+//! The durable state: the table's configuration and the sync daemons, as a snapshot (one JSON
+//! file replaced atomically: write a temporary file, fsync it, rename it over, fsync the
+//! directory) and a journal of what changed since (one JSON line per acknowledged change,
+//! fsynced before the answer), so an acknowledged change costs one appended line, not a
+//! rewrite of the whole table.
 //!
-//! A state file that cannot be read or parsed is refused with a message naming the file and
-//! the problem, and left untouched: rvsd does not start over an unreadable state.
+//! Every journal entry carries a sequence number, and the snapshot the number of the last
+//! entry it includes. Every [`COMPACT_EVERY`] entries the journal is rotated (new entries go to
+//! the next file) and a background thread writes a snapshot of the state as of the rotation,
+//! then deletes the journal files it covers. Loading replays, over the snapshot, the entries
+//! of every remaining journal with a higher number; a crash at any step leaves a snapshot and
+//! journals that together hold every acknowledged change. A journal's last line cut short by
+//! a crash was never acknowledged and is dropped.
+//!
+//! A snapshot or journal that cannot be read or parsed is refused with a message naming the
+//! file and the problem, and left untouched: rvsd does not start over an unreadable state.
 
-use rvs_core::TableConfig;
+use rvs_core::{Command, TableConfig};
 use rvs_proto::SyncDaemon;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
@@ -30,8 +40,51 @@ pub struct State {
 #[derive(Serialize, Deserialize)]
 struct OnDisk {
     version: u32,
+    /// The last journal entry the snapshot includes (0: none; files before the journal).
+    #[serde(default)]
+    seq: u64,
     #[serde(flatten)]
     state: State,
+}
+
+/// One acknowledged change, as the journal holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entry {
+    /// A command the table accepted (replayed through `Table::apply`).
+    Command(Command),
+    /// The sync daemons as they now are.
+    Daemons(Vec<SyncDaemon>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    seq: u64,
+    #[serde(flatten)]
+    entry: Entry,
+}
+
+/// Journal entries between compactions (`RVS_COMPACT_EVERY` overrides it, for tests).
+pub const COMPACT_EVERY: u64 = 1000;
+
+fn compact_every() -> u64 {
+    std::env::var("RVS_COMPACT_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(COMPACT_EVERY)
+}
+
+/// The journal file with number `n`.
+fn journal_name(n: u64) -> String {
+    format!("rvs-journal.{n:08}.jsonl")
+}
+
+fn journal_number(name: &str) -> Option<u64> {
+    name.strip_prefix("rvs-journal.")?
+        .strip_suffix(".jsonl")?
+        .parse()
+        .ok()
 }
 
 /// Why the state could not be loaded or saved.
@@ -77,11 +130,25 @@ pub enum StateError {
 pub const LOCK_FILE: &str = "rvsd.lock";
 
 /// The state directory, held exclusively by this process while the store lives.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StateStore {
     dir: PathBuf,
-    /// The locked file; the lock ends when the last clone is dropped (or the process dies).
-    _lock: std::sync::Arc<File>,
+    /// The locked file; the lock ends when the store is dropped (or the process dies).
+    _lock: File,
+    /// The journal appended to, and its number.
+    journal: Option<(u64, File)>,
+    /// The last sequence number written.
+    seq: u64,
+    /// Entries in the current journal file.
+    in_journal: u64,
+    /// The snapshot writer (one at a time, in the background or not).
+    snapshots: std::sync::Arc<std::sync::Mutex<u64>>,
+    /// The background compaction under way.
+    compaction: Option<std::thread::JoinHandle<()>>,
+    /// Entries between compactions.
+    compact_every: u64,
+    /// Journal entries the last load replayed.
+    replayed: u64,
 }
 
 impl StateStore {
@@ -134,8 +201,52 @@ impl StateStore {
             .map_err(write_err("write the lock file", lock_path))?;
         Ok(Self {
             dir: dir.to_owned(),
-            _lock: std::sync::Arc::new(lock),
+            _lock: lock,
+            journal: None,
+            seq: 0,
+            in_journal: 0,
+            snapshots: std::sync::Arc::new(std::sync::Mutex::new(0)),
+            compaction: None,
+            compact_every: compact_every(),
+            replayed: 0,
         })
+    }
+
+    /// Compacts every `n` entries instead of [`COMPACT_EVERY`].
+    #[must_use]
+    pub fn compacting_every(mut self, n: u64) -> Self {
+        self.compact_every = n.max(1);
+        self
+    }
+
+    /// Journal entries the last [`StateStore::load`] replayed over the snapshot.
+    #[must_use]
+    pub const fn replayed(&self) -> u64 {
+        self.replayed
+    }
+
+    /// Waits for a compaction under way (tests and shutdown).
+    pub fn settle(&mut self) {
+        if let Some(h) = self.compaction.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// The journal files there are, oldest first.
+    fn journals(&self) -> Result<Vec<(u64, PathBuf)>, StateError> {
+        let mut out: Vec<(u64, PathBuf)> = fs::read_dir(&self.dir)
+            .map_err(|source| StateError::Read {
+                path: self.dir.clone(),
+                source,
+            })?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let n = journal_number(e.file_name().to_str()?)?;
+                Some((n, e.path()))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// The state file's path.
@@ -144,70 +255,257 @@ impl StateStore {
         self.dir.join(STATE_FILE)
     }
 
-    /// Loads the state; a missing file is an empty state.
+    /// Loads the state: the snapshot (a missing one is an empty state), then the journal's
+    /// entries after it. Journals are appended to from here on.
     ///
     /// # Errors
-    /// [`StateError::Read`] or [`StateError::Corrupt`]; the file is not modified.
-    pub fn load(&self) -> Result<State, StateError> {
+    /// [`StateError::Read`] or [`StateError::Corrupt`]; no file is modified.
+    pub fn load(&mut self) -> Result<State, StateError> {
         let path = self.path();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+        let (mut state, snap_seq) = match fs::read(&path) {
+            Ok(bytes) => {
+                let on_disk: OnDisk =
+                    serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                        path: path.clone(),
+                        problem: e.to_string(),
+                    })?;
+                if on_disk.version != FORMAT_VERSION {
+                    return Err(StateError::Corrupt {
+                        path,
+                        problem: format!(
+                            "format version {} is not {FORMAT_VERSION}",
+                            on_disk.version
+                        ),
+                    });
+                }
+                (on_disk.state, on_disk.seq)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (State::default(), 0),
             Err(source) => return Err(StateError::Read { path, source }),
         };
-        let on_disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-            path: path.clone(),
-            problem: e.to_string(),
-        })?;
-        if on_disk.version != FORMAT_VERSION {
-            return Err(StateError::Corrupt {
-                path,
-                problem: format!("format version {} is not {FORMAT_VERSION}", on_disk.version),
-            });
-        }
         // The table must also be valid as a whole.
-        rvs_core::Table::from_config(&on_disk.state.table).map_err(|e| StateError::Corrupt {
-            path: self.path(),
-            problem: e.to_string(),
-        })?;
-        Ok(on_disk.state)
+        let mut table =
+            rvs_core::Table::from_config(&state.table).map_err(|e| StateError::Corrupt {
+                path: self.path(),
+                problem: e.to_string(),
+            })?;
+        let mut seq = snap_seq;
+        let journals = self.journals()?;
+        let last = journals.len().saturating_sub(1);
+        for (i, (_, jpath)) in journals.iter().enumerate() {
+            let text = fs::read_to_string(jpath).map_err(|source| StateError::Read {
+                path: jpath.clone(),
+                source,
+            })?;
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            for (k, raw) in lines.iter().enumerate() {
+                let corrupt = |problem: String| StateError::Corrupt {
+                    path: jpath.clone(),
+                    problem: format!("line {}: {problem}", k + 1),
+                };
+                let line: Line = match serde_json::from_str(raw.trim_end()) {
+                    Ok(l) => l,
+                    // Cut short by a crash before it was acknowledged: the fsync comes first.
+                    Err(_) if i == last && k + 1 == lines.len() && !raw.ends_with('\n') => break,
+                    Err(e) => return Err(corrupt(e.to_string())),
+                };
+                if line.seq <= seq {
+                    continue;
+                }
+                match line.entry {
+                    Entry::Command(c) => {
+                        table.apply(c).map_err(|e| corrupt(e.to_string()))?;
+                    }
+                    Entry::Daemons(d) => state.daemons = d,
+                }
+                seq = line.seq;
+                self.replayed += 1;
+            }
+        }
+        state.table = table.config();
+        self.seq = seq;
+        *self
+            .snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = snap_seq;
+        Ok(state)
     }
 
-    /// Saves the state durably: when this returns `Ok`, a crash cannot lose it.
+    /// Records an acknowledged change: appends it to the journal and fsyncs it; when this
+    /// returns `Ok`, a crash cannot lose it. `after` makes the state with the change, for
+    /// the compaction this may start (only then: it costs a copy of the table).
     ///
     /// # Errors
-    /// [`StateError::Write`]; the previous state file is intact.
-    pub fn save(&self, state: &State) -> Result<(), StateError> {
-        let path = self.path();
-        let tmp = self.dir.join(format!(".{STATE_FILE}.tmp"));
-        let err = |operation, p: &Path| {
-            let p = p.to_owned();
+    /// [`StateError::Write`]; nothing is recorded then.
+    pub fn record(
+        &mut self,
+        entry: &Entry,
+        after: impl FnOnce() -> State,
+    ) -> Result<(), StateError> {
+        let seq = self.seq + 1;
+        let line = serde_json::to_string(&Line {
+            seq,
+            entry: entry.clone(),
+        })
+        .map_err(|e| StateError::Write {
+            path: self.dir.clone(),
+            operation: "serialize",
+            source: std::io::Error::other(e),
+        })?;
+        let jpath = {
+            let (n, _) = self.journal()?;
+            self.dir.join(journal_name(n))
+        };
+        let (_, file) = self.journal()?;
+        let err = |operation| {
+            let path = jpath.clone();
             move |source| StateError::Write {
-                path: p,
+                path,
                 operation,
                 source,
             }
         };
-        let body = serde_json::to_vec_pretty(&OnDisk {
-            version: FORMAT_VERSION,
-            state: state.clone(),
-        })
-        .map_err(|e| StateError::Write {
-            path: tmp.clone(),
-            operation: "serialize",
-            source: std::io::Error::other(e),
-        })?;
-        let mut f = File::create(&tmp).map_err(err("create", &tmp))?;
-        f.write_all(&body).map_err(err("write", &tmp))?;
-        f.sync_all().map_err(err("fsync", &tmp))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(err("rename", &path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err("fsync directory", &self.dir))?;
+        file.write_all(format!("{line}\n").as_bytes())
+            .map_err(err("append"))?;
+        file.sync_data().map_err(err("fsync"))?;
+        self.seq = seq;
+        self.in_journal += 1;
+        if self.in_journal >= self.compact_every {
+            self.compact(after());
+        }
+        Ok(())
+    }
+
+    /// The journal being appended to, created (and its directory entry made durable) first.
+    fn journal(&mut self) -> Result<(u64, &mut File), StateError> {
+        if self.journal.is_none() {
+            let n = self.journals()?.last().map_or(1, |(n, _)| n + 1);
+            let path = self.dir.join(journal_name(n));
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|source| StateError::Write {
+                    path: path.clone(),
+                    operation: "create",
+                    source,
+                })?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| StateError::Write {
+                    path: self.dir.clone(),
+                    operation: "fsync directory",
+                    source,
+                })?;
+            self.journal = Some((n, file));
+            self.in_journal = 0;
+        }
+        let (n, file) = self.journal.as_mut().expect("opened above");
+        Ok((*n, file))
+    }
+
+    /// Rotates the journal and writes a snapshot of `state` (as of the last entry) on a
+    /// thread, which then deletes the journals it covers. One compaction at a time.
+    fn compact(&mut self, state: State) {
+        if self.compaction.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let Some((n, _)) = self.journal.take() else {
+            return;
+        };
+        self.in_journal = 0;
+        let (dir, seq, lock) = (self.dir.clone(), self.seq, self.snapshots.clone());
+        self.compaction = Some(std::thread::spawn(move || {
+            if let Err(e) = write_snapshot(&dir, &lock, &state, seq) {
+                tracing::warn!(error = %e, "compaction failed; the journal keeps the changes");
+                return;
+            }
+            remove_journals_up_to(&dir, n);
+        }));
+    }
+
+    /// Saves the whole state as a snapshot now (at start, and to undo a recorded change the
+    /// plane then refused), and removes the journals it covers.
+    ///
+    /// # Errors
+    /// [`StateError::Write`]; the previous snapshot and journals are intact.
+    pub fn save(&mut self, state: &State) -> Result<(), StateError> {
+        if let Some(h) = self.compaction.take() {
+            let _ = h.join();
+        }
+        self.seq += 1;
+        write_snapshot(&self.dir, &self.snapshots, state, self.seq)?;
+        if let Some((n, _)) = self.journal.take() {
+            remove_journals_up_to(&self.dir, n);
+        } else if let Some((n, _)) = self.journals()?.last() {
+            remove_journals_up_to(&self.dir, *n);
+        }
         Ok(())
     }
 }
+
+/// Deletes the journal files numbered `n` and below (a snapshot covers them).
+fn remove_journals_up_to(dir: &Path, n: u64) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        if e.file_name()
+            .to_str()
+            .and_then(journal_number)
+            .is_some_and(|k| k <= n)
+        {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Writes the snapshot of `state` as of entry `seq`, atomically, unless a newer one is there.
+fn write_snapshot(
+    dir: &Path,
+    lock: &std::sync::Mutex<u64>,
+    state: &State,
+    seq: u64,
+) -> Result<(), StateError> {
+    let mut written = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *written > seq {
+        return Ok(());
+    }
+    let path = dir.join(STATE_FILE);
+    let tmp = dir.join(format!(".{STATE_FILE}.{seq}.tmp"));
+    let err = |operation, p: &Path| {
+        let p = p.to_owned();
+        move |source| StateError::Write {
+            path: p,
+            operation,
+            source,
+        }
+    };
+    let body = serde_json::to_vec_pretty(&OnDisk {
+        version: FORMAT_VERSION,
+        seq,
+        state: state.clone(),
+    })
+    .map_err(|e| StateError::Write {
+        path: tmp.clone(),
+        operation: "serialize",
+        source: std::io::Error::other(e),
+    })?;
+    let mut f = File::create(&tmp).map_err(err("create", &tmp))?;
+    f.write_all(&body).map_err(err("write", &tmp))?;
+    f.sync_all().map_err(err("fsync", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(err("rename", &path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err("fsync directory", dir))?;
+    *written = seq;
+    Ok(())
+}
+
+impl StateStore {}
 
 #[cfg(test)]
 mod tests {
@@ -217,7 +515,7 @@ mod tests {
     #[test]
     fn a_saved_state_loads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
+        let mut store = StateStore::open(dir.path()).unwrap();
         assert_eq!(store.load().unwrap(), State::default());
         let mut t = Table::new();
         t.apply(Command::AddService(ServiceConfig::new(ServiceKey::tcp(
@@ -247,10 +545,82 @@ mod tests {
         StateStore::open(dir.path()).expect("free again once the holder is gone");
     }
 
+    fn add(t: &mut Table, i: u8) -> Command {
+        let c = Command::AddService(ServiceConfig::new(ServiceKey::tcp(
+            std::net::SocketAddr::from(([198, 18, 0, i], 80)),
+        )));
+        t.apply(c.clone()).unwrap();
+        c
+    }
+
+    #[test]
+    fn recorded_changes_replay_over_the_snapshot_across_compactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Table::new();
+        {
+            let mut store = StateStore::open(dir.path()).unwrap().compacting_every(3);
+            store.load().unwrap();
+            for i in 1..=10 {
+                let c = add(&mut t, i);
+                let after = State {
+                    table: t.config(),
+                    daemons: vec![],
+                };
+                store.record(&Entry::Command(c), || after).unwrap();
+                store.settle();
+            }
+        }
+        let mut store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.load().unwrap().table, t.config());
+        let journals = store.journals().unwrap();
+        assert!(
+            journals.len() <= 2,
+            "compactions removed the covered journals: {journals:?}"
+        );
+        // Appending goes on after a restart.
+        let c = add(&mut t, 11);
+        store.record(&Entry::Command(c), State::default).unwrap();
+        drop(store);
+        let mut store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.load().unwrap().table, t.config());
+    }
+
+    #[test]
+    fn a_journal_line_cut_short_by_a_crash_is_dropped_and_a_bad_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Table::new();
+        {
+            let mut store = StateStore::open(dir.path()).unwrap();
+            store.load().unwrap();
+            let c = add(&mut t, 1);
+            store.record(&Entry::Command(c), State::default).unwrap();
+        }
+        let (_, journal) = {
+            let store = StateStore::open(dir.path()).unwrap();
+            store.journals().unwrap().pop().unwrap()
+        };
+        let good = fs::read_to_string(&journal).unwrap();
+        fs::write(&journal, format!("{good}{{\"seq\":2,\"comm")).unwrap();
+        let mut store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.load().unwrap().table,
+            t.config(),
+            "the torn line is dropped"
+        );
+        drop(store);
+        fs::write(&journal, format!("{{\"seq\":1,\"nonsense\":0}}\n{good}")).unwrap();
+        let mut store = StateStore::open(dir.path()).unwrap();
+        let err = store.load().unwrap_err();
+        assert!(
+            matches!(err, StateError::Corrupt { .. }) && err.to_string().contains("line 1"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_corrupt_state_is_refused_and_left_untouched() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
+        let mut store = StateStore::open(dir.path()).unwrap();
         fs::write(store.path(), b"{\"version\":1,\"table\":{\"services\":[{").unwrap();
         let err = store.load().unwrap_err();
         assert!(matches!(err, StateError::Corrupt { .. }), "{err}");

@@ -224,10 +224,24 @@ fn sync_daemons_get_the_kernels_defaults_and_need_their_interface() {
 
 #[test]
 fn kill_9_during_a_stream_of_changes_never_loses_an_acknowledged_change() {
+    kill_9_rounds(Rvsd::start(&[]), 12);
+}
+
+/// The same while the journal is compacted every few changes, so kills land in the middle of
+/// compactions (a snapshot being written, journals being rotated and deleted).
+#[test]
+fn kill_9_in_the_middle_of_compactions_never_loses_an_acknowledged_change() {
     let mut d = Rvsd::start(&[]);
+    d.kill9();
+    d.env.push(("RVS_COMPACT_EVERY".to_owned(), "3".to_owned()));
+    d.spawn();
+    kill_9_rounds(d, 10);
+}
+
+fn kill_9_rounds(mut d: Rvsd, rounds: u64) {
     let mut acknowledged: Vec<String> = Vec::new();
     let mut next = 0u32;
-    for round in 0..12u64 {
+    for round in 0..rounds {
         // A writer adds services one by one until rvsd dies under it.
         let socket = d.socket.clone();
         let dir = d.dir.clone();
@@ -272,6 +286,15 @@ fn kill_9_during_a_stream_of_changes_never_loses_an_acknowledged_change() {
         "the writers got changes through ({})",
         acknowledged.len()
     );
+    // The journal does not grow without bound when compactions run.
+    let journals = std::fs::read_dir(&d.state_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("rvs-journal."))
+        })
+        .count();
+    assert!(journals <= rounds as usize + 2, "{journals} journal files");
 }
 
 #[test]
@@ -812,6 +835,9 @@ fn a_version_1_state_file_keeps_loading() {
 fn a_corrupt_state_file_is_refused_and_left_untouched() {
     let mut d = Rvsd::start(&[]);
     run_seed(&d);
+    // The changes are in the journal; a restart folds them into the snapshot.
+    d.stop();
+    d.spawn();
     d.stop();
     let file = d.state_dir.join("rvs-state.json");
     let mut bytes = std::fs::read(&file).unwrap();
@@ -830,4 +856,25 @@ fn a_corrupt_state_file_is_refused_and_left_untouched() {
         "the corrupt file was not touched"
     );
     let _ = http_unix; // used by other tests
+}
+
+#[test]
+fn a_corrupt_journal_is_refused_and_left_untouched() {
+    let mut d = Rvsd::start(&[]);
+    run_seed(&d);
+    d.stop();
+    let journal = std::fs::read_dir(&d.state_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("rvs-journal."))
+        .expect("the seeds' changes are in a journal")
+        .path();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let broken = text.replacen("\"command\"", "\"commandz\"", 1);
+    std::fs::write(&journal, &broken).unwrap();
+    let o = d.command().output().unwrap();
+    assert!(!o.status.success());
+    let e = err(&o);
+    assert!(e.contains("is corrupt") && e.contains("rvs-journal.") && e.contains("line 1"), "{e}");
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), broken);
 }

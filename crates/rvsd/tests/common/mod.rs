@@ -41,6 +41,8 @@ pub struct Rvsd {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     pub extra: Vec<String>,
+    /// Environment variables rvsd gets.
+    pub env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -62,6 +64,7 @@ impl Rvsd {
             state_dir: dir.join("state"),
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            env: Vec::new(),
             _tmp: Some(tmp),
         };
         r.spawn();
@@ -89,6 +92,7 @@ impl Rvsd {
             .arg(&self.socket)
             .args(&self.extra);
         c.env("RVS_LOG", "warn");
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
