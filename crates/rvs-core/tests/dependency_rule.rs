@@ -1,6 +1,7 @@
 //! The dependency rule of docs/architecture.md, read from `cargo metadata`: the core depends on
 //! no rvs crate; the data planes depend on the core only (the xdp plane also on its ABI
-//! crate); nothing depends on the binaries' crates, rvsd and rvsadm.
+//! crate); rvsadm on rvs-ipvsadm, rvs-proto and the client only; nothing depends on the
+//! binaries' crates, rvsd and rvsadm.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -66,6 +67,15 @@ fn the_crates_keep_the_dependency_rule() {
         g["rvs-xdp"],
         BTreeSet::from(["rvs-core".to_owned(), "rvs-bpf-abi".to_owned()]),
         "the xdp plane depends on the core and its own ABI only"
+    );
+    assert_eq!(
+        g["rvsadm"],
+        BTreeSet::from([
+            "rvs-ipvsadm".to_owned(),
+            "rvs-proto".to_owned(),
+            "rvs-client".to_owned()
+        ]),
+        "rvsadm is a thin main over rvs-ipvsadm and a client"
     );
     for (krate, deps) in &g {
         for binary in ["rvsd", "rvsadm"] {

@@ -3,7 +3,8 @@
 
 use crate::parse::Exit;
 use crate::usage;
-use rvs_core::{Command, ConnectionEntry};
+/// The table's types a backend passes, so a backend needs no other crate for them.
+pub use rvs_core::{Command, ConnectionEntry};
 use rvs_proto::{ApiError, SyncDaemon, SyncState, TableView};
 
 /// Why the backend could not answer.

@@ -1,7 +1,7 @@
 //! ipvsadm's backend over rvsd's API: the client's calls and errors as rvs-ipvsadm wants them.
 
 use rvs_client::{Client, ClientError};
-use rvs_core::{Command, ConnectionEntry};
+use rvs_ipvsadm::backend::{Command, ConnectionEntry};
 use rvs_ipvsadm::{Backend, BackendError};
 use rvs_proto::{SyncDaemon, SyncState, TableView};
 

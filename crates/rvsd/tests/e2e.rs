@@ -875,6 +875,9 @@ fn a_corrupt_journal_is_refused_and_left_untouched() {
     let o = d.command().output().unwrap();
     assert!(!o.status.success());
     let e = err(&o);
-    assert!(e.contains("is corrupt") && e.contains("rvs-journal.") && e.contains("line 1"), "{e}");
+    assert!(
+        e.contains("is corrupt") && e.contains("rvs-journal.") && e.contains("line 1"),
+        "{e}"
+    );
     assert_eq!(std::fs::read_to_string(&journal).unwrap(), broken);
 }
