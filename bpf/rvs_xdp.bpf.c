@@ -42,16 +42,16 @@ int rvs_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
-		return XDP_PASS;
+		return verdict(RVS_V_PASSED, XDP_PASS);
 	struct rvs_conn_key ck = {};
 	struct l3 h = {};
 	__u16 *ports;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > data_end || ip->ihl != 5)
-			return XDP_PASS;
+			return verdict(RVS_V_PASSED, XDP_PASS);
 		if (ip->frag_off & bpf_htons(0x3fff)) /* fragments are left to the kernel */
-			return XDP_PASS;
+			return verdict(RVS_V_PASSED, XDP_PASS);
 		h.ip = ip;
 		ck.af = RVS_AF_INET;
 		ck.proto = ip->protocol;
@@ -61,7 +61,7 @@ int rvs_xdp(struct xdp_md *ctx)
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > data_end)
-			return XDP_PASS;
+			return verdict(RVS_V_PASSED, XDP_PASS);
 		h.ip6 = ip6;
 		ck.af = RVS_AF_INET6;
 		ck.proto = ip6->nexthdr; /* extension headers (and fragments) are left to the kernel */
@@ -69,19 +69,19 @@ int rvs_xdp(struct xdp_md *ctx)
 		__builtin_memcpy(ck.daddr, &ip6->daddr, sizeof(ck.daddr));
 		ports = (void *)(ip6 + 1);
 	} else {
-		return XDP_PASS;
+		return verdict(RVS_V_PASSED, XDP_PASS);
 	}
 	if (ck.proto != IPPROTO_TCP && ck.proto != IPPROTO_UDP && ck.proto != IPPROTO_SCTP)
-		return XDP_PASS;
+		return verdict(RVS_V_PASSED, XDP_PASS);
 	if ((void *)(ports + 2) > data_end)
-		return XDP_PASS;
+		return verdict(RVS_V_PASSED, XDP_PASS);
 	ck.sport = ports[0];
 	ck.dport = ports[1];
 
 	__u32 zero = 0;
 	struct rvs_config *cfg = bpf_map_lookup_elem(&rvs_config, &zero);
 	if (!cfg)
-		return XDP_PASS;
+		return verdict(RVS_V_PASSED, XDP_PASS);
 	/* TCP flags (or what SCTP's first chunk stands for), when the header is all there. */
 	__u8 flags = 0;
 	if (ck.proto == IPPROTO_TCP) {
@@ -110,8 +110,10 @@ int rvs_xdp(struct xdp_md *ctx)
 	if (!conn) {
 		struct rvs_svc_key sk = service_key(&ck);
 		svc = bpf_map_lookup_elem(&rvs_services, &sk);
-		if (!svc)
-			return nat_back(ctx, eth, &h, &ck, ports, data_end);
+		if (!svc) {
+			int r = nat_back(ctx, eth, &h, &ck, ports, data_end);
+			return verdict(r == XDP_PASS ? RVS_V_PASSED : RVS_V_NAT_REPLY, r);
+		}
 	}
 	if (conn) {
 		dest_id = conn->dest;
@@ -133,7 +135,7 @@ int rvs_xdp(struct xdp_md *ctx)
 		} else {
 			long picked = schedule(svc, &ck, now);
 			if (picked < 0)
-				return XDP_DROP; /* no dest available, as IPVS drops */
+				return verdict(RVS_V_NO_DEST, XDP_DROP); /* as IPVS drops */
 			dest_id = picked;
 			if (svc->persist_timeout) {
 				struct rvs_tmpl t = { .dest = dest_id, .last_ns = now };
@@ -148,11 +150,11 @@ int rvs_xdp(struct xdp_md *ctx)
 		count_conn(dest_id, c.state, 1);
 		new_conn = 1;
 	} else {
-		return XDP_PASS;
+		return verdict(RVS_V_PASSED, XDP_PASS);
 	}
 	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &dest_id);
 	if (!d || d->method == 0)
-		return XDP_DROP;
+		return verdict(RVS_V_BAD_DEST, XDP_DROP);
 	struct rvs_stat *st = bpf_map_lookup_elem(&rvs_stats, &dest_id);
 	if (st) {
 		st->conns += new_conn;
@@ -184,16 +186,16 @@ int rvs_xdp(struct xdp_md *ctx)
 		}
 		nat_l3(&h, ck.proto, ports, data_end, 1, d->addr, d->port);
 		if (!routed)
-			return XDP_PASS; /* the kernel routes it and resolves the real server's MAC */
+			return verdict(RVS_V_TO_KERNEL, XDP_PASS); /* the kernel routes it */
 		set_macs(eth, &hop);
-		return send(ctx, &hop);
+		return verdict(RVS_V_FORWARDED, send(ctx, &hop));
 	}
 	if (!routed)
-		return XDP_DROP; /* no next hop known for the real server yet */
+		return verdict(RVS_V_NO_HOP, XDP_DROP); /* no next hop known for the real server */
 
 	if (d->method == RVS_FWD_ROUTE) {
 		set_macs(eth, &hop);
-		return send(ctx, &hop);
+		return verdict(RVS_V_FORWARDED, send(ctx, &hop));
 	}
 
 	struct inner in = {};
@@ -206,7 +208,8 @@ int rvs_xdp(struct xdp_md *ctx)
 		flow |= hash_32_8(addr_fold(ck.daddr) + ck.sport);
 		sport = bpf_htons(32768 + flow % 28232);
 	}
-	return encap(ctx, d, cfg, &hop, ck.af, &in, sport);
+	int r = encap(ctx, d, cfg, &hop, ck.af, &in, sport);
+	return verdict(r == XDP_DROP ? RVS_V_TUN_DROP : RVS_V_TUNNELLED, r);
 }
 
 /* The clock's calibration: run by BPF_PROG_TEST_RUN, this writes bpf_jiffies64() into the

@@ -14,6 +14,18 @@
 #define RVS_MAX_DESTS 65536
 /* Flows the connection tables hold by default (rvs-xdp sets the size at load). */
 #define RVS_CONN_TABLE 65536
+
+/* What the program did with a packet, counted per CPU in rvs_verdicts (one slot each). */
+#define RVS_V_PASSED 0     /* not for a virtual service: left to the kernel */
+#define RVS_V_FORWARDED 1  /* sent to its real server by direct routing or NAT */
+#define RVS_V_TUNNELLED 2  /* sent to its real server in a tunnel (or answered with ICMP) */
+#define RVS_V_NAT_REPLY 3  /* a real server's NAT reply, rewritten and sent to its client */
+#define RVS_V_TO_KERNEL 4  /* rewritten for NAT, left to the kernel to route (no next hop) */
+#define RVS_V_NO_DEST 5    /* dropped: the scheduler found no available dest (as IPVS) */
+#define RVS_V_NO_HOP 6     /* dropped: no next hop known for its real server */
+#define RVS_V_BAD_DEST 7   /* dropped: its connection names a dest that is gone */
+#define RVS_V_TUN_DROP 8   /* dropped by the tunnel (too big without DF, no room to grow) */
+#define RVS_VERDICTS 9
 /* Forwarding methods of a dest. */
 #define RVS_FWD_ROUTE 1
 #define RVS_FWD_TUNNEL 2

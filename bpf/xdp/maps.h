@@ -95,6 +95,23 @@ struct {
 	__type(value, struct rvs_config);
 } rvs_config SEC(".maps");
 
+/* Packets per verdict (RVS_V_*), per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RVS_VERDICTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} rvs_verdicts SEC(".maps");
+
+/* Counts a packet's verdict and returns its XDP action. */
+static __always_inline int verdict(__u32 why, int action)
+{
+	__u64 *n = bpf_map_lookup_elem(&rvs_verdicts, &why);
+	if (n)
+		*n += 1;
+	return action;
+}
+
 /* The interfaces the program runs on, by ifindex: frames leave by another one through here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);

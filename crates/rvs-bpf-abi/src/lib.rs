@@ -15,6 +15,43 @@ pub const MAX_SERVICES: u32 = 1024;
 pub const MAX_DESTS: u32 = 65536;
 /// The connection tables' size when none is given at load (`RVS_CONN_TABLE`).
 pub const CONN_TABLE: u32 = 65536;
+
+/// What the program did with packets (`RVS_V_*`): the slots of `rvs_verdicts`, with the name
+/// and meaning each is reported under.
+pub mod verdict {
+    /// Not for a virtual service: left to the kernel.
+    pub const PASSED: u32 = 0;
+    /// Sent to its real server by direct routing or NAT.
+    pub const FORWARDED: u32 = 1;
+    /// Sent to its real server in a tunnel (or answered with ICMP).
+    pub const TUNNELLED: u32 = 2;
+    /// A real server's NAT reply, rewritten and sent to its client.
+    pub const NAT_REPLY: u32 = 3;
+    /// Rewritten for NAT, left to the kernel to route.
+    pub const TO_KERNEL: u32 = 4;
+    /// Dropped: the scheduler found no available dest.
+    pub const NO_DEST: u32 = 5;
+    /// Dropped: no next hop known for its real server.
+    pub const NO_HOP: u32 = 6;
+    /// Dropped: its connection names a dest that is gone.
+    pub const BAD_DEST: u32 = 7;
+    /// Dropped by the tunnel.
+    pub const TUN_DROP: u32 = 8;
+    /// The number of slots (`RVS_VERDICTS`).
+    pub const COUNT: u32 = 9;
+    /// Each slot's name, by index.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "passed",
+        "forwarded",
+        "tunnelled",
+        "nat_reply",
+        "to_kernel",
+        "dropped_no_dest",
+        "dropped_no_next_hop",
+        "dropped_dest_gone",
+        "dropped_by_tunnel",
+    ];
+}
 /// `RVS_FWD_ROUTE`: direct routing.
 pub const FWD_ROUTE: u8 = 1;
 /// `RVS_FWD_TUNNEL`: IP-in-IP.

@@ -61,6 +61,16 @@ pub struct ServiceStats {
     pub dests: Vec<DestStats>,
 }
 
+/// One of a plane's own counters (what it did with connections or packets, beyond the
+/// table's counters): a name in snake case and the count since the plane started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaneCounter {
+    /// What is counted, e.g. `connect_retries`, `dropped_no_dest`.
+    pub name: String,
+    /// How many.
+    pub value: u64,
+}
+
 /// A data plane: realises the table's services and reports what flows through them.
 pub trait DataPlane: Send {
     /// The plane's name, as `--dataplane` spells it.
@@ -91,4 +101,12 @@ pub trait DataPlane: Send {
     /// # Errors
     /// [`DataPlaneError::Failed`] when the plane cannot read them.
     fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError>;
+
+    /// The plane's own counters (none by default).
+    ///
+    /// # Errors
+    /// [`DataPlaneError::Failed`] when the plane cannot read them.
+    fn counters(&self) -> Result<Vec<PlaneCounter>, DataPlaneError> {
+        Ok(Vec::new())
+    }
 }

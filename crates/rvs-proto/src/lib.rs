@@ -47,6 +47,9 @@ pub struct Health {
     /// another program, ...); rvsd retries them.
     #[serde(default)]
     pub unrealised: Vec<Unrealised>,
+    /// The data plane's own counters (connect retries, packets per verdict, ...).
+    #[serde(default)]
+    pub plane_counters: Vec<rvs_core::PlaneCounter>,
 }
 
 /// A service the data plane does not serve yet, and why.

@@ -295,6 +295,17 @@ impl DataPlane for ProxyPlane {
             .collect())
     }
 
+    fn counters(&self) -> Result<Vec<rvs_core::PlaneCounter>, DataPlaneError> {
+        let c = |name: &str, v: &std::sync::atomic::AtomicU64| rvs_core::PlaneCounter {
+            name: name.to_owned(),
+            value: v.load(Ordering::Relaxed),
+        };
+        Ok(vec![
+            c("connect_retries", &self.shared.connect_retries),
+            c("refused_no_dest", &self.shared.no_dest),
+        ])
+    }
+
     fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
         let now = self.shared.now().0;
         let mut out: Vec<ConnectionEntry> = self

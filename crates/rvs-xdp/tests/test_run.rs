@@ -903,3 +903,45 @@ fn the_connection_tables_take_their_size_at_load() {
         "the other maps keep their compiled size"
     );
 }
+
+#[test]
+fn every_verdict_is_counted_in_its_slot() {
+    if !can_run() {
+        return;
+    }
+    let count = |p: &XdpPlane, name: &str| {
+        p.counters()
+            .expect("the plane reads its counters")
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value)
+            .unwrap_or_else(|| panic!("no counter {name}"))
+    };
+    let mut p = plane();
+    add(&mut p, &[("198.18.1.2:80", ForwardMethod::Route, 1)]);
+    // Not for a service (another port), then a flow forwarded by direct routing (its SYN and
+    // a second packet of it).
+    run(&mut p, &syn(client(4000), "198.18.0.1:81".parse().unwrap()));
+    let to: SocketAddr = "198.18.0.1:80".parse().unwrap();
+    run(&mut p, &syn(client(4001), to));
+    run(&mut p, &syn(client(4001), to));
+    assert_eq!(count(&p, "passed"), 1);
+    assert_eq!(count(&p, "forwarded"), 2);
+    // The only dest quiesced: a new flow finds no dest.
+    p.apply(&[Change::DestEdited {
+        service: vip(),
+        dest: DestConfig::new("198.18.1.2:80".parse().unwrap(), ForwardMethod::Route)
+            .with_weight(0),
+    }])
+    .unwrap();
+    let (verdict, _) = run(&mut p, &syn(client(4002), to));
+    assert_eq!(verdict, XDP_DROP);
+    assert_eq!(count(&p, "dropped_no_dest"), 1);
+    assert_eq!(count(&p, "forwarded"), 2, "nothing else moved");
+    let names: Vec<String> = p.counters().unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(
+        names.len(),
+        rvs_bpf_abi::verdict::COUNT as usize,
+        "{names:?}"
+    );
+}

@@ -127,14 +127,15 @@ fn unknown_field(
     }
 }
 
-async fn health(State(s): State<Shared>) -> Json<Health> {
+async fn health(State(s): State<Shared>) -> Result<Json<Health>, Failure> {
     let d = lock(&s);
-    Json(Health {
+    Ok(Json(Health {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         dataplane: d.plane_name().to_owned(),
         services: d.service_count(),
         unrealised: d.unrealised(),
-    })
+        plane_counters: d.plane_counters()?,
+    }))
 }
 
 async fn table(State(s): State<Shared>) -> impl IntoResponse {

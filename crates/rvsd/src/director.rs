@@ -168,6 +168,14 @@ impl Director {
         self.table.services().len()
     }
 
+    /// The data plane's own counters.
+    ///
+    /// # Errors
+    /// The plane's failure to read them.
+    pub fn plane_counters(&self) -> Result<Vec<rvs_core::PlaneCounter>, ApiError> {
+        Ok(self.plane.counters()?)
+    }
+
     /// The services the plane does not serve yet, and why.
     #[must_use]
     pub fn unrealised(&self) -> Vec<rvs_proto::Unrealised> {

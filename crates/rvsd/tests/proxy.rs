@@ -325,6 +325,17 @@ async fn a_refusing_real_server_is_replaced_by_the_next_pick_under_every_schedul
             "{scheduler}: nothing held on the dead dest"
         );
     }
+    // The plane counted its retries.
+    let (_, health) = d.http("GET", "/v1/health", b"");
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    let retries = health["plane_counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "connect_retries")
+        .and_then(|c| c["value"].as_u64())
+        .unwrap_or(0);
+    assert!(retries >= 7, "one retry at least per scheduler: {health}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

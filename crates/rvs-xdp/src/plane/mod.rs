@@ -651,6 +651,10 @@ impl DataPlane for XdpPlane {
     fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
         self.read_connections()
     }
+
+    fn counters(&self) -> Result<Vec<rvs_core::PlaneCounter>, DataPlaneError> {
+        self.read_verdicts()
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,29 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 impl XdpPlane {
+    /// Packets per verdict (`rvs_verdicts`), summed over CPUs, by [`abi::verdict::NAMES`].
+    pub(super) fn read_verdicts(&self) -> Result<Vec<rvs_core::PlaneCounter>, DataPlaneError> {
+        let map = self
+            .ebpf
+            .map("rvs_verdicts")
+            .ok_or_else(|| missing("rvs_verdicts"))?;
+        let per_cpu = PerCpuArray::<_, u64>::try_from(map)
+            .map_err(|e| super::failed("open map rvs_verdicts", e))?;
+        abi::verdict::NAMES
+            .iter()
+            .zip(0u32..)
+            .map(|(name, slot)| {
+                let values = per_cpu
+                    .get(&slot, 0)
+                    .map_err(|e| super::failed("read map rvs_verdicts", e))?;
+                Ok(rvs_core::PlaneCounter {
+                    name: (*name).to_owned(),
+                    value: values.iter().sum(),
+                })
+            })
+            .collect()
+    }
+
     /// How many entries a map of the program holds, as the kernel has it.
     #[must_use]
     pub fn map_capacity(&self, name: &str) -> Option<u32> {
