@@ -69,6 +69,11 @@ fn the_crates_keep_the_dependency_rule() {
         "the xdp plane depends on the core and its own ABI only"
     );
     assert_eq!(
+        g["rvs-config"],
+        BTreeSet::from(["rvs-core".to_owned()]),
+        "the configuration is pure: the core's types only"
+    );
+    assert_eq!(
         g["rvsadm"],
         BTreeSet::from([
             "rvs-ipvsadm".to_owned(),

@@ -1,8 +1,8 @@
 //! The director: the one table, its durable state, the sync daemons and the data plane.
 //! Every writer (API, reload, later health checks and VRRP) goes through [`Director::apply`].
 
-use crate::config;
 use crate::state::{Entry, State, StateError, StateStore};
+use rvs_config as config;
 use rvs_core::{Change, Command, ConnectionEntry, DataPlane, ServiceKey, Table};
 use rvs_proto::{ApiError, Applied, ErrorKind, SyncDaemon, SyncState, TableView};
 use std::collections::HashMap;
@@ -110,7 +110,7 @@ impl Director {
                 })
             })?;
         if let Some(path) = &config_path {
-            let wanted = config::load(path)?;
+            let wanted = config::load(path)?.table;
             let more = table
                 .apply(Command::batch(Table::diff(&table.config(), &wanted)))
                 .map_err(|e| config::ConfigError {
@@ -313,8 +313,9 @@ impl Director {
                 "rvsd was started without --config; there is nothing to reload",
             ));
         };
-        let wanted =
-            config::load(&path).map_err(|e| ApiError::new(ErrorKind::Config, e.to_string()))?;
+        let wanted = config::load(&path)
+            .map_err(|e| ApiError::new(ErrorKind::Config, e.to_string()))?
+            .table;
         let batch = Command::batch(Table::diff(&self.table.config(), &wanted));
         let entry = Entry::Command(batch.clone());
         let mut staged = self.table.clone();

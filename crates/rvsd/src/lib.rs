@@ -5,7 +5,6 @@
 #![deny(missing_docs)]
 
 pub mod api;
-pub mod config;
 pub mod demo;
 pub mod director;
 pub mod http;

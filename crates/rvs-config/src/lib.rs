@@ -1,4 +1,8 @@
-//! The declarative configuration file (TOML): services, their real servers, timeouts.
+//! rvs's configuration: the declarative file (TOML) rvsd loads at start and on reload, read
+//! into one [`Config`]. Today it holds the table (services, their real servers, timeouts);
+//! health checks, agents, VRRP and the planes' settings join it, and the importers of
+//! keepalived.conf, ldirectord.cf and lvs.cf produce the same `Config`. Pure: no I/O but
+//! reading the file in [`load`].
 //!
 //! ```toml
 //! [timeouts]            # optional; 0 or absent keeps the kernel default
@@ -105,11 +109,18 @@ struct FileDest {
     tun_csum: Option<String>,
 }
 
+/// Everything a configuration file declares.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Config {
+    /// The table: services, their dests, the timeouts.
+    pub table: TableConfig,
+}
+
 /// Reads and validates a configuration file.
 ///
 /// # Errors
 /// [`ConfigError`] naming the file and the problem.
-pub fn load(path: &Path) -> Result<TableConfig, ConfigError> {
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let err = |message: String| ConfigError {
         path: path.to_owned(),
         message,
@@ -118,11 +129,11 @@ pub fn load(path: &Path) -> Result<TableConfig, ConfigError> {
     parse(&text).map_err(err)
 }
 
-/// Parses configuration text into a validated, normalised table configuration.
+/// Parses configuration text into a validated, normalised configuration.
 ///
 /// # Errors
 /// A message naming the problem.
-pub fn parse(text: &str) -> Result<TableConfig, String> {
+pub fn parse(text: &str) -> Result<Config, String> {
     let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
     let mut config = TableConfig::default();
     if let Some(t) = file.timeouts {
@@ -141,7 +152,9 @@ pub fn parse(text: &str) -> Result<TableConfig, String> {
     }
     // Validate as a whole and normalise (e.g. route dests take the service port).
     let table = Table::from_config(&config).map_err(|e| e.to_string())?;
-    Ok(table.config())
+    Ok(Config {
+        table: table.config(),
+    })
 }
 
 fn addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, String> {
@@ -297,9 +310,9 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(c.timeouts.tcp, 600);
-        assert_eq!(c.services.len(), 2);
-        let s = &c.services[0];
+        assert_eq!(c.table.timeouts.tcp, 600);
+        assert_eq!(c.table.services.len(), 2);
+        let s = &c.table.services[0];
         assert_eq!(s.config.scheduler, rvs_core::SchedulerKind::Wrr);
         // The file lists real servers oldest first; kernel list order is newest first.
         assert_eq!(s.dests.len(), 2);
