@@ -20,6 +20,7 @@ pub mod rates;
 pub mod realserver;
 pub mod resolver;
 pub mod ring;
+pub mod slots;
 pub mod sweep;
 pub mod timeouts;
 

@@ -945,3 +945,47 @@ fn every_verdict_is_counted_in_its_slot() {
         "{names:?}"
     );
 }
+
+#[test]
+fn a_weight_change_on_an_mh_service_writes_only_the_slots_that_moved() {
+    if !can_run() {
+        return;
+    }
+    let mut p = plane();
+    let mh = ServiceConfig::new(vip()).with_scheduler(SchedulerKind::Mh);
+    let dests: Vec<SocketAddr> = (2..=5)
+        .map(|i| SocketAddr::from(([198, 18, 1, i], 80)))
+        .collect();
+    let mut changes = vec![Change::ServiceAdded(mh)];
+    for d in &dests {
+        changes.push(Change::DestAdded {
+            service: vip(),
+            dest: DestConfig::new(*d, ForwardMethod::Route),
+        });
+    }
+    p.apply(&changes).unwrap();
+    let first = p.slot_writes();
+    assert!(
+        first >= u64::from(rvs_bpf_abi::MH_SIZE),
+        "the first table is written whole"
+    );
+    p.apply(&[Change::DestEdited {
+        service: vip(),
+        dest: DestConfig::new(dests[0], ForwardMethod::Route).with_weight(2),
+    }])
+    .unwrap();
+    let edit = p.slot_writes() - first;
+    eprintln!("an mh weight edit wrote {edit} slots; the first table {first}");
+    assert!(
+        edit > 0 && edit < u64::from(rvs_bpf_abi::MH_SIZE) / 2,
+        "a weight change moves some slots, not all: {edit} written"
+    );
+    // An edit that changes nothing the program sees writes no slot.
+    let before = p.slot_writes();
+    p.apply(&[Change::DestEdited {
+        service: vip(),
+        dest: DestConfig::new(dests[0], ForwardMethod::Route).with_weight(2),
+    }])
+    .unwrap();
+    assert_eq!(p.slot_writes(), before);
+}

@@ -49,6 +49,12 @@ pub struct XdpPlane {
     resolver: crate::resolver::Handle,
     /// The resolver's bell, until its thread starts ([`XdpPlane::for_interfaces`]).
     resolver_wake: Option<std::sync::mpsc::Receiver<()>>,
+    /// What `rvs_ring` and `rvs_mh` hold for each service id, so a change writes only the
+    /// slots that differ.
+    written_ring: HashMap<u32, Vec<u32>>,
+    written_mh: HashMap<u32, Vec<u32>>,
+    /// Ring and Maglev slots written since load.
+    slot_writes: u64,
 }
 
 impl Drop for XdpPlane {
@@ -198,6 +204,9 @@ impl XdpPlane {
                 wake,
             },
             resolver_wake: Some(wake_rx),
+            written_ring: HashMap::new(),
+            written_mh: HashMap::new(),
+            slot_writes: 0,
         };
         plane.write_config()?;
         Ok(plane)
@@ -280,6 +289,47 @@ impl XdpPlane {
             Arc::clone(&self.rates),
         )
         .map_err(|e| failed("open the sweeper's maps", e))
+    }
+
+    /// Writes service `id`'s region of a ring or Maglev map (`per` slots a service), only the
+    /// slots that differ from what it holds.
+    fn write_slots(
+        &mut self,
+        map: &'static str,
+        id: u32,
+        per: u32,
+        values: &[u32],
+    ) -> Result<(), DataPlaneError> {
+        let written = if map == "rvs_mh" {
+            &self.written_mh
+        } else {
+            &self.written_ring
+        };
+        let moved = crate::slots::changed(written.get(&id).map(Vec::as_slice), values);
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let mut array = self.array::<u32>(map)?;
+        for slot in &moved {
+            let index = id * per + u32::try_from(*slot).unwrap_or(0);
+            array
+                .set(index, values[*slot], 0)
+                .map_err(|e| failed(format!("write {map}"), e))?;
+        }
+        self.slot_writes += moved.len() as u64;
+        let written = if map == "rvs_mh" {
+            &mut self.written_mh
+        } else {
+            &mut self.written_ring
+        };
+        written.insert(id, values.to_vec());
+        Ok(())
+    }
+
+    /// Ring and Maglev slots written since the program was loaded.
+    #[must_use]
+    pub const fn slot_writes(&self) -> u64 {
+        self.slot_writes
     }
 
     /// The next-hop resolver, on its own handle to the dest map (once: it takes the bell).
@@ -408,10 +458,7 @@ impl XdpPlane {
             // Removed: forget the key and empty its ring (open flows keep their dests).
             if let Some(id) = self.service_ids.remove(&key) {
                 let _ = self.services_map()?.remove(&sk);
-                let mut ringmap = self.array::<u32>("rvs_ring")?;
-                for slot in 0..abi::RING_SIZE {
-                    let _ = ringmap.set(id * abi::RING_SIZE + slot, 0, 0);
-                }
+                self.write_slots("rvs_ring", id, abi::RING_SIZE, &[0; ring::SIZE])?;
             }
             return Ok(());
         };
@@ -518,12 +565,7 @@ impl XdpPlane {
                     len |= abi::MH_PORT;
                 }
                 let table: Vec<u32> = answers.iter().map(slot_of).collect();
-                let mut mh = self.array::<u32>("rvs_mh")?;
-                for (slot, value) in table.iter().enumerate() {
-                    let index = id * abi::MH_SIZE + u32::try_from(slot).unwrap_or(0);
-                    mh.set(index, *value, 0)
-                        .map_err(|e| failed("write rvs_mh", e))?;
-                }
+                self.write_slots("rvs_mh", id, abi::MH_SIZE, &table)?;
                 (vec![0; ring::SIZE], len)
             }
             _ => (answers.iter().map(slot_of).collect(), 0),
@@ -536,13 +578,7 @@ impl XdpPlane {
         self.array::<u32>("rvs_cursors")?
             .set(id, 0, 0)
             .map_err(|e| failed("write rvs_cursors", e))?;
-        let mut ringmap = self.array::<u32>("rvs_ring")?;
-        for (slot, value) in slots.iter().enumerate() {
-            let index = id * abi::RING_SIZE + u32::try_from(slot).unwrap_or(0);
-            ringmap
-                .set(index, *value, 0)
-                .map_err(|e| failed("write rvs_ring", e))?;
-        }
+        self.write_slots("rvs_ring", id, abi::RING_SIZE, &slots)?;
         self.services_map()?
             .insert(
                 sk,
