@@ -16,6 +16,54 @@ pub const MAX_DESTS: u32 = 65536;
 /// The connection tables' size when none is given at load (`RVS_CONN_TABLE`).
 pub const CONN_TABLE: u32 = 65536;
 
+/// The programs' maps by name, as the C declares them (`bpf/xdp/maps.h`,
+/// `bpf/rvs_tc_decap.bpf.c`) and rvs-xdp opens them; `tests/defines.rs` checks the two agree.
+pub mod maps {
+    /// `rvs_services`.
+    pub const SERVICES: &str = "rvs_services";
+    /// `rvs_ring`.
+    pub const RING: &str = "rvs_ring";
+    /// `rvs_dests`.
+    pub const DESTS: &str = "rvs_dests";
+    /// `rvs_cursors`.
+    pub const CURSORS: &str = "rvs_cursors";
+    /// `rvs_conns`.
+    pub const CONNS: &str = "rvs_conns";
+    /// `rvs_conns4`.
+    pub const CONNS4: &str = "rvs_conns4";
+    /// `rvs_nat_back`.
+    pub const NAT_BACK: &str = "rvs_nat_back";
+    /// `rvs_templates`.
+    pub const TEMPLATES: &str = "rvs_templates";
+    /// `rvs_counts`.
+    pub const COUNTS: &str = "rvs_counts";
+    /// `rvs_mh`.
+    pub const MH: &str = "rvs_mh";
+    /// `rvs_lblc`.
+    pub const LBLC: &str = "rvs_lblc";
+    /// `rvs_stats`.
+    pub const STATS: &str = "rvs_stats";
+    /// `rvs_config`.
+    pub const CONFIG: &str = "rvs_config";
+    /// `rvs_verdicts`.
+    pub const VERDICTS: &str = "rvs_verdicts";
+    /// `rvs_tx_ports`.
+    pub const TX_PORTS: &str = "rvs_tx_ports";
+    /// `rvs_lblcr`.
+    pub const LBLCR: &str = "rvs_lblcr";
+    /// `rvs_vips`.
+    pub const VIPS: &str = "rvs_vips";
+    /// `rvs_decap_config`.
+    pub const DECAP_CONFIG: &str = "rvs_decap_config";
+    /// Every map of the XDP program.
+    pub const XDP: [&str; 16] = [
+        SERVICES, RING, DESTS, CURSORS, CONNS, CONNS4, NAT_BACK, TEMPLATES, COUNTS, MH, LBLC,
+        STATS, CONFIG, VERDICTS, TX_PORTS, LBLCR,
+    ];
+    /// Every map of the real servers' tc decapsulation program.
+    pub const DECAP: [&str; 2] = [VIPS, DECAP_CONFIG];
+}
+
 /// What the program did with packets (`RVS_V_*`): the slots of `rvs_verdicts`, with the name
 /// and meaning each is reported under.
 pub mod verdict {

@@ -91,3 +91,35 @@ fn every_define_matches_its_rust_constant() {
         );
     }
 }
+
+/// The maps a C file declares (`} NAME SEC(".maps");`), in order.
+fn declared_maps(file: &str) -> Vec<String> {
+    let path = format!("{}/../../bpf/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("} ")?
+                .strip_suffix(" SEC(\".maps\");")
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn the_map_names_are_the_cs() {
+    let mut xdp = declared_maps("xdp/maps.h");
+    let mut ours: Vec<String> = abi::maps::XDP.iter().map(|s| (*s).to_owned()).collect();
+    xdp.sort();
+    ours.sort();
+    assert_eq!(xdp, ours, "bpf/xdp/maps.h against rvs_bpf_abi::maps::XDP");
+    let mut decap = declared_maps("rvs_tc_decap.bpf.c");
+    let mut ours: Vec<String> = abi::maps::DECAP.iter().map(|s| (*s).to_owned()).collect();
+    decap.sort();
+    ours.sort();
+    assert_eq!(
+        decap, ours,
+        "bpf/rvs_tc_decap.bpf.c against rvs_bpf_abi::maps::DECAP"
+    );
+}

@@ -155,7 +155,7 @@ impl RealServer {
             let mut ebpf = Ebpf::load(DECAP_OBJECT).map_err(|e| err("load rvs_tc_decap", e))?;
             {
                 let map = ebpf
-                    .map_mut("rvs_vips")
+                    .map_mut(abi::maps::VIPS)
                     .ok_or_else(|| err("find map rvs_vips", "missing"))?;
                 let mut set: aya::maps::HashMap<_, abi::VipKey, u8> =
                     aya::maps::HashMap::try_from(map).map_err(|e| err("open rvs_vips", e))?;
@@ -172,7 +172,7 @@ impl RealServer {
             }
             if let Some(port) = gue_port {
                 let map = ebpf
-                    .map_mut("rvs_decap_config")
+                    .map_mut(abi::maps::DECAP_CONFIG)
                     .ok_or_else(|| err("find map rvs_decap_config", "missing"))?;
                 let mut config: aya::maps::Array<_, abi::DecapConfig> =
                     aya::maps::Array::try_from(map).map_err(|e| err("open rvs_decap_config", e))?;

@@ -64,7 +64,12 @@ impl Drop for XdpPlane {
 }
 
 /// The maps sized by the connection table's size (`RVS_CONN_TABLE` in the C).
-pub const CONN_TABLES: [&str; 4] = ["rvs_conns", "rvs_conns4", "rvs_nat_back", "rvs_templates"];
+pub const CONN_TABLES: [&str; 4] = [
+    abi::maps::CONNS,
+    abi::maps::CONNS4,
+    abi::maps::NAT_BACK,
+    abi::maps::TEMPLATES,
+];
 
 /// How often rvsd's plane sweeps its connection table.
 pub const SWEEP_PERIOD: Duration = Duration::from_secs(2);
@@ -239,7 +244,7 @@ impl XdpPlane {
             .map_err(|e| failed(format!("find interface {interface}"), e))?;
         let map = self
             .ebpf
-            .map_mut("rvs_tx_ports")
+            .map_mut(abi::maps::TX_PORTS)
             .ok_or_else(|| failed("find map rvs_tx_ports", "missing"))?;
         let mut ports =
             aya::maps::DevMapHash::try_from(map).map_err(|e| failed("open map rvs_tx_ports", e))?;
@@ -264,26 +269,26 @@ impl XdpPlane {
                 .map(|i| i.id())
                 .map_err(|e| failed(format!("inspect map {name}"), e))
         };
-        let conns = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map("rvs_conns")?)
+        let conns = BpfHashMap::<_, abi::ConnKey, abi::Conn>::try_from(map(abi::maps::CONNS)?)
             .map_err(|e| failed("open map rvs_conns", e))?;
-        let conns4 = BpfHashMap::<_, abi::ConnKey4, abi::Conn>::try_from(map("rvs_conns4")?)
+        let conns4 = BpfHashMap::<_, abi::ConnKey4, abi::Conn>::try_from(map(abi::maps::CONNS4)?)
             .map_err(|e| failed("open map rvs_conns4", e))?;
-        let counts = Array::<_, abi::Count>::try_from(map("rvs_counts")?)
+        let counts = Array::<_, abi::Count>::try_from(map(abi::maps::COUNTS)?)
             .map_err(|e| failed("open map rvs_counts", e))?;
-        let config = Array::<_, abi::Config>::try_from(map("rvs_config")?)
+        let config = Array::<_, abi::Config>::try_from(map(abi::maps::CONFIG)?)
             .map_err(|e| failed("open map rvs_config", e))?;
-        let dests = Array::<_, abi::Dest>::try_from(map("rvs_dests")?)
+        let dests = Array::<_, abi::Dest>::try_from(map(abi::maps::DESTS)?)
             .map_err(|e| failed("open map rvs_dests", e))?;
-        let stats = PerCpuArray::<_, abi::Stat>::try_from(map("rvs_stats")?)
+        let stats = PerCpuArray::<_, abi::Stat>::try_from(map(abi::maps::STATS)?)
             .map_err(|e| failed("open map rvs_stats", e))?;
         Sweeper::open(
             crate::sweep::MapIds {
-                conns: id(conns.map(), "rvs_conns")?,
-                conns4: id(conns4.map(), "rvs_conns4")?,
-                counts: id(counts.map(), "rvs_counts")?,
-                config: id(config.map(), "rvs_config")?,
-                dests: id(dests.map(), "rvs_dests")?,
-                stats: id(stats.map(), "rvs_stats")?,
+                conns: id(conns.map(), abi::maps::CONNS)?,
+                conns4: id(conns4.map(), abi::maps::CONNS4)?,
+                counts: id(counts.map(), abi::maps::COUNTS)?,
+                config: id(config.map(), abi::maps::CONFIG)?,
+                dests: id(dests.map(), abi::maps::DESTS)?,
+                stats: id(stats.map(), abi::maps::STATS)?,
             },
             Arc::clone(&self.dest_count),
             Arc::clone(&self.rates),
@@ -300,7 +305,7 @@ impl XdpPlane {
         per: u32,
         values: &[u32],
     ) -> Result<(), DataPlaneError> {
-        let written = if map == "rvs_mh" {
+        let written = if map == abi::maps::MH {
             &self.written_mh
         } else {
             &self.written_ring
@@ -317,7 +322,7 @@ impl XdpPlane {
                 .map_err(|e| failed(format!("write {map}"), e))?;
         }
         self.slot_writes += moved.len() as u64;
-        let written = if map == "rvs_mh" {
+        let written = if map == abi::maps::MH {
             &mut self.written_mh
         } else {
             &mut self.written_ring
@@ -344,7 +349,7 @@ impl XdpPlane {
             .ok_or_else(|| failed("start the next-hop resolver", "it runs already"))?;
         let dests = self
             .ebpf
-            .map("rvs_dests")
+            .map(abi::maps::DESTS)
             .ok_or_else(|| failed("find map rvs_dests", "missing"))?;
         let dests =
             Array::<_, abi::Dest>::try_from(dests).map_err(|e| failed("open map rvs_dests", e))?;
@@ -371,7 +376,7 @@ impl XdpPlane {
 
     fn write_config(&mut self) -> Result<(), DataPlaneError> {
         let config = self.config;
-        self.array::<abi::Config>("rvs_config")?
+        self.array::<abi::Config>(abi::maps::CONFIG)?
             .set(0, config, 0)
             .map_err(|e| failed("write rvs_config", e))
     }
@@ -411,7 +416,7 @@ impl XdpPlane {
     ) -> Result<BpfHashMap<&mut aya::maps::MapData, abi::SvcKey, abi::Svc>, DataPlaneError> {
         let map = self
             .ebpf
-            .map_mut("rvs_services")
+            .map_mut(abi::maps::SERVICES)
             .ok_or_else(|| failed("find map rvs_services", "missing"))?;
         BpfHashMap::try_from(map).map_err(|e| failed("open map rvs_services", e))
     }
@@ -451,14 +456,14 @@ impl XdpPlane {
             .map(|(_, id)| *id)
             .collect();
         for id in gone {
-            self.update_entry("rvs_dests", id, |d: &mut abi::Dest| d.available = 0)?;
+            self.update_entry(abi::maps::DESTS, id, |d: &mut abi::Dest| d.available = 0)?;
             self.resolver.forget(id);
         }
         let Some(service) = self.table.service(&key) else {
             // Removed: forget the key and empty its ring (open flows keep their dests).
             if let Some(id) = self.service_ids.remove(&key) {
                 let _ = self.services_map()?.remove(&sk);
-                self.write_slots("rvs_ring", id, abi::RING_SIZE, &[0; ring::SIZE])?;
+                self.write_slots(abi::maps::RING, id, abi::RING_SIZE, &[0; ring::SIZE])?;
             }
             return Ok(());
         };
@@ -522,7 +527,7 @@ impl XdpPlane {
                 tun_port,
                 ..abi::Dest::default()
             };
-            let mut dest_map = self.array::<abi::Dest>("rvs_dests")?;
+            let mut dest_map = self.array::<abi::Dest>(abi::maps::DESTS)?;
             let old = dest_map.get(&dest_id, 0).unwrap_or_default();
             dest_map
                 .set(dest_id, entry, 0)
@@ -530,7 +535,9 @@ impl XdpPlane {
             // An edit that drops or raises the upper threshold clears the overload flag, as
             // the kernel's does.
             if u_threshold == 0 || u_threshold > old.u_threshold {
-                self.update_entry("rvs_counts", dest_id, |c: &mut abi::Count| c.overloaded = 0)?;
+                self.update_entry(abi::maps::COUNTS, dest_id, |c: &mut abi::Count| {
+                    c.overloaded = 0
+                })?;
             }
             if let Ok(mut book) = self.rates.lock() {
                 book.own(dest_id, id);
@@ -565,7 +572,7 @@ impl XdpPlane {
                     len |= abi::MH_PORT;
                 }
                 let table: Vec<u32> = answers.iter().map(slot_of).collect();
-                self.write_slots("rvs_mh", id, abi::MH_SIZE, &table)?;
+                self.write_slots(abi::maps::MH, id, abi::MH_SIZE, &table)?;
                 (vec![0; ring::SIZE], len)
             }
             _ => (answers.iter().map(slot_of).collect(), 0),
@@ -575,10 +582,10 @@ impl XdpPlane {
             None => (0, [0; 4]),
         };
         // A changed sequence starts from its beginning, as the kernel's wrr does.
-        self.array::<u32>("rvs_cursors")?
+        self.array::<u32>(abi::maps::CURSORS)?
             .set(id, 0, 0)
             .map_err(|e| failed("write rvs_cursors", e))?;
-        self.write_slots("rvs_ring", id, abi::RING_SIZE, &slots)?;
+        self.write_slots(abi::maps::RING, id, abi::RING_SIZE, &slots)?;
         self.services_map()?
             .insert(
                 sk,
@@ -600,7 +607,7 @@ impl XdpPlane {
         let cpus = aya::util::nr_cpus().map_err(|(what, e)| failed(what, e))?;
         let map = self
             .ebpf
-            .map_mut("rvs_stats")
+            .map_mut(abi::maps::STATS)
             .ok_or_else(|| failed("find map rvs_stats", "missing"))?;
         let mut per_cpu = PerCpuArray::<_, abi::Stat>::try_from(map)
             .map_err(|e| failed("open map rvs_stats", e))?;

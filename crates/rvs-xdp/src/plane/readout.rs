@@ -19,8 +19,8 @@ impl XdpPlane {
     pub(super) fn read_verdicts(&self) -> Result<Vec<rvs_core::PlaneCounter>, DataPlaneError> {
         let map = self
             .ebpf
-            .map("rvs_verdicts")
-            .ok_or_else(|| missing("rvs_verdicts"))?;
+            .map(abi::maps::VERDICTS)
+            .ok_or_else(|| missing(abi::maps::VERDICTS))?;
         let per_cpu = PerCpuArray::<_, u64>::try_from(map)
             .map_err(|e| super::failed("open map rvs_verdicts", e))?;
         abi::verdict::NAMES
@@ -56,8 +56,8 @@ impl XdpPlane {
 
     /// The conn tables' entries (IPv4 and IPv6) that have not expired, with their seconds left.
     fn live_conns(&self) -> Result<Vec<(abi::ConnKey, abi::Conn, u64)>, DataPlaneError> {
-        let mut all = self.entries::<abi::ConnKey4>("rvs_conns4")?;
-        all.extend(self.entries::<abi::ConnKey>("rvs_conns")?);
+        let mut all = self.entries::<abi::ConnKey4>(abi::maps::CONNS4)?;
+        all.extend(self.entries::<abi::ConnKey>(abi::maps::CONNS)?);
         let now = monotonic_ns();
         Ok(all
             .into_iter()
@@ -93,8 +93,8 @@ impl XdpPlane {
     fn live_templates(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
         let map = self
             .ebpf
-            .map("rvs_templates")
-            .ok_or_else(|| missing("rvs_templates"))?;
+            .map(abi::maps::TEMPLATES)
+            .ok_or_else(|| missing(abi::maps::TEMPLATES))?;
         let templates = BpfHashMap::<_, abi::ConnKey, abi::Tmpl>::try_from(map)
             .map_err(|e| super::failed("open map rvs_templates", e))?;
         let by_id: HashMap<u32, SocketAddr> =
@@ -137,8 +137,8 @@ impl XdpPlane {
     fn dest_counters(&self) -> Result<HashMap<u32, Counters>, DataPlaneError> {
         let map = self
             .ebpf
-            .map("rvs_stats")
-            .ok_or_else(|| missing("rvs_stats"))?;
+            .map(abi::maps::STATS)
+            .ok_or_else(|| missing(abi::maps::STATS))?;
         let per_cpu = PerCpuArray::<_, abi::Stat>::try_from(map)
             .map_err(|e| super::failed("open map rvs_stats", e))?;
         let mut out = HashMap::new();
