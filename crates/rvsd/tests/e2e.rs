@@ -432,23 +432,7 @@ fn every_api_error_is_an_api_error_json_body() {
 
 /// One raw exchange on the control socket: what is sent is exactly `request`.
 fn raw(d: &Rvsd, request: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let _ = s.write_all(request);
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let code = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
+    common::http_raw(&d.socket, request)
 }
 
 /// Idle and half-sent connections cannot exhaust rvsd: under a 256-descriptor limit, 300

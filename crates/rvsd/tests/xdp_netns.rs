@@ -939,7 +939,7 @@ fn ipv6_nat_through_xdp_rewrites_both_ways() {
 }
 
 /// A real server whose MAC changes (a replaced NIC, a moved VM) without announcing it is
-/// followed: the plane has the kernel probe its next hops again every few seconds.
+/// followed: the plane resolves its next hops afresh every few seconds.
 #[test]
 fn a_real_servers_new_mac_is_followed_within_seconds() {
     if !can_run() {

@@ -210,16 +210,24 @@ pub fn ipvsadm_at(dir: &Path, socket: &Path, args: &[&str], stdin: &[u8]) -> Out
 
 /// A minimal HTTP/1.1 exchange over a Unix socket, for malformed-request tests.
 pub fn http_unix(socket: &Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = UnixStream::connect(socket).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
+    let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: rvsd\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    http_raw(socket, &request)
+}
+
+/// Sends exactly `request` on the socket and reads the answer to its end: (status, body).
+pub fn http_raw(socket: &Path, request: &[u8]) -> (u16, String) {
+    let mut s = UnixStream::connect(socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // rvsd may answer (and close) before it read all of a request it refuses.
+    let _ = s.write_all(request);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).into_owned();
     let code = resp
         .split(' ')
         .nth(1)
