@@ -150,8 +150,17 @@ pub fn parse(text: &str) -> Result<Config, String> {
             .services
             .push(service(s).map_err(|e| format!("service #{}: {e}", i + 1))?);
     }
-    // Validate as a whole and normalise (e.g. route dests take the service port).
-    let table = Table::from_config(&config).map_err(|e| e.to_string())?;
+    // Each service on its own first, so an error names the service it is about; then the
+    // whole, which also normalises (e.g. route dests take the service port).
+    for (i, entry) in config.services.iter().enumerate() {
+        let one = TableConfig {
+            services: vec![entry.clone()],
+            ..TableConfig::default()
+        };
+        Table::from_config(&one)
+            .map_err(|e| format!("service #{} ({}): {}", i + 1, entry.config.key, e.root()))?;
+    }
+    let table = Table::from_config(&config).map_err(|e| e.root().to_string())?;
     Ok(Config {
         table: table.config(),
     })
