@@ -400,6 +400,8 @@ impl Resolver {
     pub fn run(mut self, alive: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
         std::thread::spawn(move || {
             let mut wait = Duration::ZERO;
+            // A failure is logged when it starts and when it ends, not every round.
+            let mut failing = false;
             while alive.load(Ordering::Acquire) {
                 match self.wake.recv_timeout(wait) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -408,13 +410,18 @@ impl Resolver {
                 if !alive.load(Ordering::Acquire) {
                     break;
                 }
-                wait = match self.round() {
-                    Ok(true) => RETRY,
-                    Ok(false) => PERIOD,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "next-hop resolution failed");
-                        PERIOD
+                let round = self.round();
+                match (&round, failing) {
+                    (Err(e), false) => {
+                        tracing::warn!(error = %e, "next-hop resolution fails; retrying every second");
                     }
+                    (Ok(_), true) => tracing::info!("next-hop resolution works again"),
+                    _ => {}
+                }
+                failing = round.is_err();
+                wait = match round {
+                    Ok(true) => RETRY,
+                    Ok(false) | Err(_) => PERIOD,
                 };
             }
             self.release_all();
