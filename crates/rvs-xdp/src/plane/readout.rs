@@ -154,14 +154,29 @@ impl XdpPlane {
     /// Counters, rates and connection counts of every service and dest.
     pub(super) fn read_stats(&self) -> Result<Vec<ServiceStats>, DataPlaneError> {
         let traffic = self.dest_counters()?;
+        // The program's own per-dest counts (rvs_counts: kept by it as flows start, change
+        // state and expire, recounted by the sweeper every 2 s): reading them is one lookup
+        // per dest, where counting the connection tables would walk every flow while the
+        // director waits.
+        let count_map = self
+            .ebpf
+            .map(abi::maps::COUNTS)
+            .ok_or_else(|| missing(abi::maps::COUNTS))?;
+        let count_map = aya::maps::Array::<_, abi::Count>::try_from(count_map)
+            .map_err(|e| super::failed("open map rvs_counts", e))?;
         let mut counts: HashMap<u32, ConnCounts> = HashMap::new();
-        for (_, v, _) in self.live_conns()? {
-            let c = counts.entry(v.dest).or_default();
-            if v.state == abi::state::ESTABLISHED {
-                c.active += 1;
-            } else {
-                c.inactive += 1;
-            }
+        for id in self.dest_ids.values() {
+            let c = count_map
+                .get(id, 0)
+                .map_err(|e| super::failed("read map rvs_counts", e))?;
+            counts.insert(
+                *id,
+                ConnCounts {
+                    active: u32::try_from(c.active).unwrap_or(0),
+                    inactive: u32::try_from(c.inactive).unwrap_or(0),
+                    ..ConnCounts::default()
+                },
+            );
         }
         let book = self.rates.lock().ok();
         let rates_of = |f: &dyn Fn(&crate::rates::RateBook) -> Rates| {
