@@ -193,17 +193,9 @@ fn sequence(kind: SchedulerKind, weights: &[u32], n: usize) -> Vec<Option<usize>
         .collect();
     let (mut table, key) = table_with(kind, 0, &dests, weights);
     let mut rng = SmallRng::seed_from_u64(1);
-    let flow = Flow {
-        client: "198.18.200.1:5555".parse().unwrap(),
-        local: key_addr(key),
-    };
     (0..n)
         .map(|_| {
-            let svc = table.service_mut(&key).unwrap();
-            let t = svc.schedule(&flow, true, Timestamp::ZERO, &mut rng).ok()?;
-            let pos = dests.iter().position(|d| *d == t.dest);
-            svc.release(t);
-            pos
+            pick_one(&mut table, key, &mut rng).and_then(|d| dests.iter().position(|x| *x == d))
         })
         .collect()
 }

@@ -99,21 +99,25 @@ fn parse_mac(text: &str) -> Option<[u8; 6]> {
     (parts.next().is_none() && mac != [0; 6]).then_some(mac)
 }
 
-/// Parses the JSON arrays `ip -j neigh show` prints (one or several, concatenated).
+/// The objects of the JSON arrays `ip -j` prints (one or several, concatenated; `-batch`
+/// prints one per command that answered).
+fn json_objects(json: &str) -> impl Iterator<Item = serde_json::Value> + '_ {
+    serde_json::Deserializer::from_str(json)
+        .into_iter::<serde_json::Value>()
+        .filter_map(|array| match array {
+            Ok(serde_json::Value::Array(items)) => Some(items),
+            _ => None,
+        })
+        .flatten()
+}
+
+/// Parses what `ip -j neigh show` prints.
 #[must_use]
 pub fn parse_neighbours(json: &str) -> HashMap<NeighKey, Neighbour> {
-    let mut out = HashMap::new();
-    for array in serde_json::Deserializer::from_str(json).into_iter::<serde_json::Value>() {
-        let Ok(serde_json::Value::Array(entries)) = array else {
-            continue;
-        };
-        for e in entries {
-            let (Some(addr), Some(dev)) = (
-                e["dst"].as_str().and_then(|a| a.parse::<IpAddr>().ok()),
-                e["dev"].as_str(),
-            ) else {
-                continue;
-            };
+    json_objects(json)
+        .filter_map(|e| {
+            let addr = e["dst"].as_str()?.parse::<IpAddr>().ok()?;
+            let dev = e["dev"].as_str()?.to_owned();
             let states = e["state"]
                 .as_array()
                 .map(|s| {
@@ -127,48 +131,26 @@ pub fn parse_neighbours(json: &str) -> HashMap<NeighKey, Neighbour> {
                 states,
                 managed: e.get("managed").is_some(),
             };
-            out.insert(
-                NeighKey {
-                    addr,
-                    dev: dev.to_owned(),
-                },
-                n,
-            );
-        }
-    }
-    out
+            Some((NeighKey { addr, dev }, n))
+        })
+        .collect()
 }
 
-/// Parses the JSON arrays `ip -j route get` prints (one per address asked): each address's
-/// next hop, the gateway if the route has one, else the address itself.
+/// Parses what `ip -j route get` prints (one array per address asked): each address's next
+/// hop, the gateway if the route has one, else the address itself.
 #[must_use]
 pub fn parse_routes(json: &str) -> HashMap<IpAddr, NeighKey> {
-    let mut out = HashMap::new();
-    for array in serde_json::Deserializer::from_str(json).into_iter::<serde_json::Value>() {
-        let Ok(serde_json::Value::Array(routes)) = array else {
-            continue;
-        };
-        for r in routes {
-            let Some(dst) = r["dst"].as_str().and_then(|a| a.parse::<IpAddr>().ok()) else {
-                continue;
-            };
-            let Some(dev) = r["dev"].as_str() else {
-                continue;
-            };
+    json_objects(json)
+        .filter_map(|r| {
+            let dst = r["dst"].as_str()?.parse::<IpAddr>().ok()?;
+            let dev = r["dev"].as_str()?.to_owned();
             let hop = r["gateway"]
                 .as_str()
                 .and_then(|g| g.parse::<IpAddr>().ok())
                 .unwrap_or(dst);
-            out.insert(
-                dst,
-                NeighKey {
-                    addr: hop,
-                    dev: dev.to_owned(),
-                },
-            );
-        }
-    }
-    out
+            Some((dst, NeighKey { addr: hop, dev }))
+        })
+        .collect()
 }
 
 /// What one round does, worked out from what the kernel said, without I/O.

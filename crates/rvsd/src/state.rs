@@ -352,11 +352,9 @@ impl StateStore {
             operation: "serialize",
             source: std::io::Error::other(e),
         })?;
-        let jpath = {
-            let (n, _) = self.journal()?;
-            self.dir.join(journal_name(n))
-        };
-        let (_, file) = self.journal()?;
+        let (n, _) = self.journal()?;
+        let jpath = self.dir.join(journal_name(n));
+        let (_, file) = self.journal.as_mut().expect("opened just above");
         let err = |operation| {
             let path = jpath.clone();
             move |source| StateError::Write {

@@ -49,10 +49,9 @@ pub struct XdpPlane {
     resolver: crate::resolver::Handle,
     /// The resolver's bell, until its thread starts ([`XdpPlane::for_interfaces`]).
     resolver_wake: Option<std::sync::mpsc::Receiver<()>>,
-    /// What `rvs_ring` and `rvs_mh` hold for each service id, so a change writes only the
-    /// slots that differ.
-    written_ring: HashMap<u32, Vec<u32>>,
-    written_mh: HashMap<u32, Vec<u32>>,
+    /// What `rvs_ring` and `rvs_mh` hold for each service id (by map name and id), so a
+    /// change writes only the slots that differ.
+    written: HashMap<(&'static str, u32), Vec<u32>>,
     /// Ring and Maglev slots written since load.
     slot_writes: u64,
 }
@@ -209,8 +208,7 @@ impl XdpPlane {
                 wake,
             },
             resolver_wake: Some(wake_rx),
-            written_ring: HashMap::new(),
-            written_mh: HashMap::new(),
+            written: HashMap::new(),
             slot_writes: 0,
         };
         plane.write_config()?;
@@ -305,12 +303,7 @@ impl XdpPlane {
         per: u32,
         values: &[u32],
     ) -> Result<(), DataPlaneError> {
-        let written = if map == abi::maps::MH {
-            &self.written_mh
-        } else {
-            &self.written_ring
-        };
-        let moved = crate::slots::changed(written.get(&id).map(Vec::as_slice), values);
+        let moved = crate::slots::changed(self.written.get(&(map, id)).map(Vec::as_slice), values);
         if moved.is_empty() {
             return Ok(());
         }
@@ -322,12 +315,7 @@ impl XdpPlane {
                 .map_err(|e| failed(format!("write {map}"), e))?;
         }
         self.slot_writes += moved.len() as u64;
-        let written = if map == abi::maps::MH {
-            &mut self.written_mh
-        } else {
-            &mut self.written_ring
-        };
-        written.insert(id, values.to_vec());
+        self.written.insert((map, id), values.to_vec());
         Ok(())
     }
 
