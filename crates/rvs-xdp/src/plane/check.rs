@@ -40,7 +40,7 @@ impl XdpPlane {
                 ),
                 "--tun-csum or --tun-nocsum",
             )),
-            ForwardMethod::Tunnel(_) if dest.addr.is_ipv6() && self.config.tunnel_src6 == [0; 4] => {
+            ForwardMethod::Tunnel(_) if dest.addr.is_ipv6() && self.writer.config.tunnel_src6 == [0; 4] => {
                 Err(unsupported(
                     format!(
                         "tunnel to real server {} without a global IPv6 address on the director's interface",
@@ -68,9 +68,12 @@ impl XdpPlane {
         let mut added: HashMap<ServiceKey, usize> = HashMap::new();
         for c in changes {
             if let Change::DestAdded { service, .. } = c {
-                let n = added
-                    .entry(*service)
-                    .or_insert_with(|| self.table.service(service).map_or(0, |s| s.dests().len()));
+                let n = added.entry(*service).or_insert_with(|| {
+                    self.writer
+                        .table
+                        .service(service)
+                        .map_or(0, |s| s.dests().len())
+                });
                 *n += 1;
                 if *n > ring::SIZE {
                     return Err(unsupported(

@@ -5,7 +5,7 @@ use super::XdpPlane;
 use crate::addr;
 use crate::clock::monotonic_ns;
 use crate::timeouts::state_timeout;
-use aya::maps::{HashMap as BpfHashMap, PerCpuArray};
+use aya::maps::HashMap as BpfHashMap;
 use rvs_bpf_abi as abi;
 use rvs_core::{
     ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DataPlaneError, DestStats,
@@ -17,12 +17,7 @@ use std::net::SocketAddr;
 impl XdpPlane {
     /// Packets per verdict (`rvs_verdicts`), summed over CPUs, by [`abi::verdict::NAMES`].
     pub(super) fn read_verdicts(&self) -> Result<Vec<rvs_core::PlaneCounter>, DataPlaneError> {
-        let map = self
-            .ebpf
-            .map(abi::maps::VERDICTS)
-            .ok_or_else(|| missing(abi::maps::VERDICTS))?;
-        let per_cpu = PerCpuArray::<_, u64>::try_from(map)
-            .map_err(|e| super::failed("open map rvs_verdicts", e))?;
+        let per_cpu = &self.writer.maps.verdicts;
         abi::verdict::NAMES
             .iter()
             .zip(0u32..)
@@ -41,23 +36,13 @@ impl XdpPlane {
     /// How many entries a map of the program holds, as the kernel has it.
     #[must_use]
     pub fn map_capacity(&self, name: &str) -> Option<u32> {
-        use aya::maps::Map;
-        let data = match self.ebpf.map(name)? {
-            Map::Array(d)
-            | Map::HashMap(d)
-            | Map::LruHashMap(d)
-            | Map::PerCpuArray(d)
-            | Map::PerCpuHashMap(d)
-            | Map::DevMapHash(d) => d,
-            _ => return None,
-        };
-        data.info().ok().map(|i| i.max_entries())
+        self.writer.maps.capacity(name)
     }
 
     /// The conn tables' entries (IPv4 and IPv6) that have not expired, with their seconds left.
     fn live_conns(&self) -> Result<Vec<(abi::ConnKey, abi::Conn, u64)>, DataPlaneError> {
-        let mut all = self.entries::<abi::ConnKey4>(abi::maps::CONNS4)?;
-        all.extend(self.entries::<abi::ConnKey>(abi::maps::CONNS)?);
+        let mut all = entries(&self.writer.maps.conns4);
+        all.extend(entries(&self.writer.maps.conns));
         let now = monotonic_ns();
         Ok(all
             .into_iter()
@@ -72,33 +57,17 @@ impl XdpPlane {
             .collect())
     }
 
-    /// Every entry of one connection map, keys widened to [`abi::ConnKey`] (an entry that
-    /// goes away while the map is walked is skipped, as the kernel's LRU may evict any).
-    fn entries<K: aya::Pod + Into<abi::ConnKey>>(
-        &self,
-        name: &str,
-    ) -> Result<Vec<(abi::ConnKey, abi::Conn)>, DataPlaneError> {
-        let map = self.ebpf.map(name).ok_or_else(|| missing(name))?;
-        let conns = BpfHashMap::<_, K, abi::Conn>::try_from(map)
-            .map_err(|e| super::failed(format!("open map {name}"), e))?;
-        Ok(conns
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(k, v)| (k.into(), v))
-            .collect())
-    }
-
     /// The live persistence templates with their dest and seconds left, read from
     /// `rvs_templates`, as IPVS lists them: client network with port 0, state NONE.
     fn live_templates(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
-        let map = self
-            .ebpf
-            .map(abi::maps::TEMPLATES)
-            .ok_or_else(|| missing(abi::maps::TEMPLATES))?;
-        let templates = BpfHashMap::<_, abi::ConnKey, abi::Tmpl>::try_from(map)
-            .map_err(|e| super::failed("open map rvs_templates", e))?;
-        let by_id: HashMap<u32, SocketAddr> =
-            self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
+        let templates = &self.writer.maps.templates;
+        let by_id: HashMap<u32, SocketAddr> = self
+            .writer
+            .layout
+            .dest_ids
+            .iter()
+            .map(|((_, a), id)| (*id, *a))
+            .collect();
         let now = monotonic_ns();
         Ok(templates
             .iter()
@@ -106,7 +75,7 @@ impl XdpPlane {
             .filter_map(|(k, v)| {
                 let protocol = protocol_of(k.proto);
                 let vip = SocketAddr::new(addr::from_map(&k.daddr, k.af), u16::from_be(k.dport));
-                let service = self.table.service(&ServiceKey::Inet {
+                let service = self.writer.table.service(&ServiceKey::Inet {
                     protocol,
                     addr: vip,
                 })?;
@@ -130,19 +99,14 @@ impl XdpPlane {
     }
 
     fn timeout_of(&self, state: u8) -> u32 {
-        state_timeout(&self.config, state)
+        state_timeout(&self.writer.config, state)
     }
 
     /// Every dest's traffic counters, summed over CPUs, by dest id.
     fn dest_counters(&self) -> Result<HashMap<u32, Counters>, DataPlaneError> {
-        let map = self
-            .ebpf
-            .map(abi::maps::STATS)
-            .ok_or_else(|| missing(abi::maps::STATS))?;
-        let per_cpu = PerCpuArray::<_, abi::Stat>::try_from(map)
-            .map_err(|e| super::failed("open map rvs_stats", e))?;
+        let per_cpu = &self.writer.maps.stats;
         let mut out = HashMap::new();
-        for id in self.dest_ids.values() {
+        for id in self.writer.layout.dest_ids.values() {
             let v = per_cpu
                 .get(id, 0)
                 .map_err(|e| super::failed("read map rvs_stats", e))?;
@@ -158,14 +122,9 @@ impl XdpPlane {
         // state and expire, recounted by the sweeper every 2 s): reading them is one lookup
         // per dest, where counting the connection tables would walk every flow while the
         // director waits.
-        let count_map = self
-            .ebpf
-            .map(abi::maps::COUNTS)
-            .ok_or_else(|| missing(abi::maps::COUNTS))?;
-        let count_map = aya::maps::Array::<_, abi::Count>::try_from(count_map)
-            .map_err(|e| super::failed("open map rvs_counts", e))?;
+        let count_map = &self.writer.maps.counts;
         let mut counts: HashMap<u32, ConnCounts> = HashMap::new();
-        for id in self.dest_ids.values() {
+        for id in self.writer.layout.dest_ids.values() {
             let c = count_map
                 .get(id, 0)
                 .map_err(|e| super::failed("read map rvs_counts", e))?;
@@ -183,6 +142,7 @@ impl XdpPlane {
             book.as_deref().map(f).unwrap_or_default()
         };
         Ok(self
+            .writer
             .table
             .services()
             .map(|s| {
@@ -190,7 +150,12 @@ impl XdpPlane {
                     .dests()
                     .iter()
                     .map(|d| {
-                        let id = self.dest_ids.get(&(s.key(), d.addr())).copied();
+                        let id = self
+                            .writer
+                            .layout
+                            .dest_ids
+                            .get(&(s.key(), d.addr()))
+                            .copied();
                         DestStats {
                             addr: d.addr(),
                             conns: id
@@ -209,7 +174,7 @@ impl XdpPlane {
                 for d in &dests {
                     total += d.counters;
                 }
-                let id = self.service_ids.get(&s.key()).copied();
+                let id = self.writer.layout.service_ids.get(&s.key()).copied();
                 ServiceStats {
                     service: s.key(),
                     counters: total,
@@ -224,8 +189,13 @@ impl XdpPlane {
 
     /// The live connections and persistence templates.
     pub(super) fn read_connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
-        let by_id: HashMap<u32, SocketAddr> =
-            self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect();
+        let by_id: HashMap<u32, SocketAddr> = self
+            .writer
+            .layout
+            .dest_ids
+            .iter()
+            .map(|((_, a), id)| (*id, *a))
+            .collect();
         let mut entries: Vec<ConnectionEntry> = self
             .live_conns()?
             .into_iter()
@@ -259,8 +229,16 @@ impl XdpPlane {
     }
 }
 
-fn missing(name: &str) -> DataPlaneError {
-    super::failed(format!("find map {name}"), "the program has no such map")
+/// Every entry of one connection map, keys widened to [`abi::ConnKey`] (an entry that goes
+/// away while the map is walked is skipped, as the kernel's LRU may evict any).
+fn entries<K: aya::Pod + Into<abi::ConnKey>>(
+    conns: &BpfHashMap<aya::maps::MapData, K, abi::Conn>,
+) -> Vec<(abi::ConnKey, abi::Conn)> {
+    conns
+        .iter()
+        .filter_map(Result::ok)
+        .map(|(k, v)| (k.into(), v))
+        .collect()
 }
 
 /// The protocol of a map key (the program keys TCP, UDP and SCTP).
