@@ -61,13 +61,7 @@ impl XdpPlane {
     /// `rvs_templates`, as IPVS lists them: client network with port 0, state NONE.
     fn live_templates(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
         let templates = &self.writer.maps.templates;
-        let by_id: HashMap<u32, SocketAddr> = self
-            .writer
-            .layout
-            .dest_ids
-            .iter()
-            .map(|((_, a), id)| (*id, *a))
-            .collect();
+        let by_id = self.writer.layout.dest_addrs();
         let now = monotonic_ns();
         Ok(templates
             .iter()
@@ -189,13 +183,7 @@ impl XdpPlane {
 
     /// The live connections and persistence templates.
     pub(super) fn read_connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
-        let by_id: HashMap<u32, SocketAddr> = self
-            .writer
-            .layout
-            .dest_ids
-            .iter()
-            .map(|((_, a), id)| (*id, *a))
-            .collect();
+        let by_id = self.writer.layout.dest_addrs();
         let mut entries: Vec<ConnectionEntry> = self
             .live_conns()?
             .into_iter()

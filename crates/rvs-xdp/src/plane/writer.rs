@@ -32,6 +32,12 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Each dest index's real server (for listings of flows, which name dests by index).
+    #[must_use]
+    pub fn dest_addrs(&self) -> HashMap<u32, SocketAddr> {
+        self.dest_ids.iter().map(|((_, a), id)| (*id, *a)).collect()
+    }
+
     /// Forgets what the slot tables hold, so the next write of each service rewrites its
     /// regions whole (after the maps were replaced; and what every write did before the diff,
     /// to measure against).
