@@ -109,4 +109,22 @@ pub trait DataPlane: Send {
     fn counters(&self) -> Result<Vec<PlaneCounter>, DataPlaneError> {
         Ok(Vec::new())
     }
+
+    /// A reader of the live connections on handles of its own, for listings that must not
+    /// hold the director (and every writer behind it) while the plane walks its tables.
+    /// None: listings go through [`DataPlane::connections`].
+    fn connection_reader(&self) -> Option<std::sync::Arc<dyn ConnectionReader>> {
+        None
+    }
+}
+
+/// Reads a plane's live connections and persistence templates apart from the plane: from
+/// its own map handles or shared registry, and a view of the table the plane refreshes on
+/// every change it applies.
+pub trait ConnectionReader: Send + Sync {
+    /// Live connections and persistence templates, as [`DataPlane::connections`] lists them.
+    ///
+    /// # Errors
+    /// [`DataPlaneError::Failed`] when the plane's tables cannot be read.
+    fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError>;
 }

@@ -43,7 +43,9 @@ pub use config::{
     ServiceConfig, Timeouts, Tunnel, TunnelCsum, TunnelKind,
 };
 pub use conn::{ConnState, ConnVirtual, ConnectionEntry};
-pub use dataplane::{DataPlane, DataPlaneError, DestStats, PlaneCounter, ServiceStats};
+pub use dataplane::{
+    ConnectionReader, DataPlane, DataPlaneError, DestStats, PlaneCounter, ServiceStats,
+};
 pub use dest::{ConnCounts, Dest};
 pub use error::{ErrnoClass, TableError};
 pub use key::ServiceKey;

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod listen;
+mod listing;
 pub mod pool;
 pub mod proxy_header;
 pub mod registry;
@@ -23,12 +24,11 @@ mod tcp;
 mod udp;
 
 use rvs_core::{
-    Change, ConnState, ConnVirtual, ConnectionEntry, DataPlane, DataPlaneError, DestStats,
-    ForwardMethod, Protocol, ServiceConfig, ServiceKey, ServiceStats,
+    Change, ConnectionEntry, ConnectionReader, DataPlane, DataPlaneError, DestStats, ForwardMethod,
+    Protocol, ServiceConfig, ServiceKey, ServiceStats,
 };
 use shared::Shared;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -307,52 +307,10 @@ impl DataPlane for ProxyPlane {
     }
 
     fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
-        let now = self.shared.now().0;
-        let mut out: Vec<ConnectionEntry> = self
-            .shared
-            .registry
-            .snapshot()
-            .iter()
-            .map(|e| {
-                let state = e.state();
-                let timeout = match state {
-                    ConnState::Udp => self.shared.udp_timeout(),
-                    ConnState::Established => self.shared.tcp_timeout(),
-                    _ => self.shared.tcp_fin_timeout(),
-                };
-                let idle = Duration::from_millis(now.saturating_sub(e.last_active_ms()));
-                ConnectionEntry {
-                    client: e.client,
-                    virtual_: ConnVirtual::Addr {
-                        protocol: e.protocol,
-                        addr: e.vip,
-                    },
-                    dest: e.dest,
-                    state,
-                    expires_secs: timeout.saturating_sub(idle).as_secs(),
-                    pe_name: None,
-                    pe_data: None,
-                }
-            })
-            .collect();
-        let table = self.shared.table();
-        for s in table.services() {
-            let ServiceKey::Inet { protocol, addr } = s.key() else {
-                continue;
-            };
-            for (client, t) in s.templates().iter() {
-                out.push(ConnectionEntry {
-                    client: SocketAddr::new(*client, 0),
-                    virtual_: ConnVirtual::Addr { protocol, addr },
-                    dest: t.dest,
-                    state: ConnState::None,
-                    expires_secs: t.expires.0.saturating_sub(now) / 1000,
-                    pe_name: None,
-                    pe_data: None,
-                });
-            }
-        }
-        out.sort_by_key(|e| (e.client, e.dest));
-        Ok(out)
+        self.shared.connections()
+    }
+
+    fn connection_reader(&self) -> Option<Arc<dyn ConnectionReader>> {
+        Some(Arc::clone(&self.shared) as Arc<dyn ConnectionReader>)
     }
 }

@@ -149,8 +149,18 @@ async fn commands(State(s): State<Shared>, bytes: Bytes) -> Result<impl IntoResp
     })?))
 }
 
+/// Lists connections on the plane's own reader when it has one: the walk of its tables
+/// (millions of flows on the xdp plane) happens after the director's lock is let go, so
+/// commands and other readers do not wait for it.
 async fn connections(State(s): State<Shared>) -> impl IntoResponse {
-    lock(&s).connections().map(Json).map_err(Failure)
+    let reader = lock(&s).connection_reader();
+    let listed = match reader {
+        Some(reader) => {
+            tokio::task::block_in_place(|| reader.connections()).map_err(ApiError::from)
+        }
+        None => lock(&s).connections(),
+    };
+    listed.map(Json).map_err(Failure)
 }
 
 async fn start_daemon(State(s): State<Shared>, bytes: Bytes) -> Result<impl IntoResponse, Failure> {
@@ -305,6 +315,80 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvs_core::{Change, ConnectionEntry, ConnectionReader, DataPlane, DataPlaneError};
+    use std::sync::mpsc;
+
+    /// A plane whose reader waits, mid-listing, until the test lets it go.
+    struct SlowReader {
+        entered: Mutex<mpsc::Sender<()>>,
+        release: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl ConnectionReader for SlowReader {
+        fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
+            let _ = self.entered.lock().unwrap().send(());
+            let _ = self
+                .release
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(10));
+            Ok(Vec::new())
+        }
+    }
+
+    struct SlowPlane(Arc<SlowReader>);
+
+    impl DataPlane for SlowPlane {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        fn check(&self, _: &[Change]) -> Result<(), DataPlaneError> {
+            Ok(())
+        }
+        fn apply(&mut self, _: &[Change]) -> Result<(), DataPlaneError> {
+            Ok(())
+        }
+        fn stats(&self) -> Result<Vec<rvs_core::ServiceStats>, DataPlaneError> {
+            Ok(Vec::new())
+        }
+        fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
+            panic!("listings go through the reader, not the plane under the lock")
+        }
+        fn connection_reader(&self) -> Option<Arc<dyn ConnectionReader>> {
+            Some(Arc::clone(&self.0) as Arc<dyn ConnectionReader>)
+        }
+    }
+
+    #[test]
+    fn a_connection_listing_does_not_hold_the_director_while_the_plane_walks_its_tables() {
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let reader = Arc::new(SlowReader {
+            entered: Mutex::new(entered_tx),
+            release: Mutex::new(release_rx),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::state::StateStore::open(dir.path()).unwrap();
+        let director = Director::start(store, Box::new(SlowPlane(reader)), None).unwrap();
+        let shared: Shared = Arc::new(Mutex::new(director));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let listing = runtime.spawn(connections(State(Arc::clone(&shared))));
+        entered
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the listing reached the plane's reader");
+        // Mid-listing, the director is free: a command takes it at once and is applied.
+        let applied = shared
+            .try_lock()
+            .expect("the director is not held by the listing")
+            .apply(Command::Clear);
+        assert!(applied.is_ok(), "{:?}", applied.err());
+        release.send(()).unwrap();
+        let response = runtime.block_on(listing).unwrap().into_response();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
 
     #[test]
     fn the_openapi_document_lists_exactly_the_routes() {

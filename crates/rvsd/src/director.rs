@@ -241,6 +241,13 @@ impl Director {
         Ok(view)
     }
 
+    /// The plane's reader of live connections, for listings made without the director's
+    /// lock (none: [`Director::connections`]).
+    #[must_use]
+    pub fn connection_reader(&self) -> Option<std::sync::Arc<dyn rvs_core::ConnectionReader>> {
+        self.plane.connection_reader()
+    }
+
     /// Live connections, from the plane.
     ///
     /// # Errors

@@ -2,12 +2,14 @@
 //! the production side of the [`Maps`] seam.
 
 use super::failed;
+use super::listing::Listing;
 use super::maps::{Maps, SlotTable};
 use aya::maps::{Array, DevMapHash, HashMap as BpfHashMap, IterableMap, MapData, PerCpuArray};
 use aya::Ebpf;
 use rvs_bpf_abi as abi;
 use rvs_core::DataPlaneError;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Every map the plane reads or writes.
 pub struct AyaMaps {
@@ -21,9 +23,8 @@ pub struct AyaMaps {
     pub(super) stats: PerCpuArray<MapData, abi::Stat>,
     pub(super) verdicts: PerCpuArray<MapData, u64>,
     pub(super) tx_ports: DevMapHash<MapData>,
-    pub(super) conns: BpfHashMap<MapData, abi::ConnKey, abi::Conn>,
-    pub(super) conns4: BpfHashMap<MapData, abi::ConnKey4, abi::Conn>,
-    pub(super) templates: BpfHashMap<MapData, abi::ConnKey, abi::Tmpl>,
+    /// The connection tables, read by listings apart from the plane.
+    pub(super) listing: Arc<Listing>,
     /// Entries each map of the program holds, as the kernel has it, by name.
     capacities: HashMap<String, u32>,
     /// The CPUs a per-CPU map has a value for.
@@ -87,9 +88,11 @@ impl AyaMaps {
             stats: take!(abi::maps::STATS),
             verdicts: take!(abi::maps::VERDICTS),
             tx_ports: take!(abi::maps::TX_PORTS),
-            conns: take!(abi::maps::CONNS),
-            conns4: take!(abi::maps::CONNS4),
-            templates: take!(abi::maps::TEMPLATES),
+            listing: Arc::new(Listing::new(
+                take!(abi::maps::CONNS),
+                take!(abi::maps::CONNS4),
+                take!(abi::maps::TEMPLATES),
+            )),
             capacities,
             cpus,
         })

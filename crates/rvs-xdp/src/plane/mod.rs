@@ -7,7 +7,9 @@ use crate::sweep::Sweeper;
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use rvs_bpf_abi as abi;
-use rvs_core::{Change, ConnectionEntry, DataPlane, DataPlaneError, ServiceStats};
+use rvs_core::{
+    Change, ConnectionEntry, ConnectionReader, DataPlane, DataPlaneError, ServiceStats,
+};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use std::time::Duration;
 mod aya_maps;
 mod check;
 mod director;
+mod listing;
 pub mod maps;
 pub mod memory;
 mod readout;
@@ -240,8 +243,8 @@ impl XdpPlane {
         let m = &self.writer.maps;
         Sweeper::open(
             crate::sweep::MapIds {
-                conns: id_of(&m.conns, abi::maps::CONNS)?,
-                conns4: id_of(&m.conns4, abi::maps::CONNS4)?,
+                conns: id_of(&m.listing.conns, abi::maps::CONNS)?,
+                conns4: id_of(&m.listing.conns4, abi::maps::CONNS4)?,
                 counts: id_of(&m.counts, abi::maps::COUNTS)?,
                 config: id_of(&m.config, abi::maps::CONFIG)?,
                 dests: id_of(&m.dests, abi::maps::DESTS)?,
@@ -330,6 +333,10 @@ impl DataPlane for XdpPlane {
             .writer
             .apply(changes, &|ip| neighbors.mac(ip), &mut events);
         self.heard(&events);
+        self.writer
+            .maps
+            .listing
+            .publish(listing::ListingView::of(&self.writer));
         written
     }
 
@@ -338,7 +345,11 @@ impl DataPlane for XdpPlane {
     }
 
     fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
-        self.read_connections()
+        self.writer.maps.listing.connections()
+    }
+
+    fn connection_reader(&self) -> Option<Arc<dyn ConnectionReader>> {
+        Some(Arc::clone(&self.writer.maps.listing) as Arc<dyn ConnectionReader>)
     }
 
     fn counters(&self) -> Result<Vec<rvs_core::PlaneCounter>, DataPlaneError> {

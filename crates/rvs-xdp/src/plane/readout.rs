@@ -1,18 +1,10 @@
-//! What the plane reads back from the program's maps: live connections and templates (`-Lc`),
-//! counters and rates (`--stats`, `--rate`), ActiveConn/InActConn.
+//! What the plane reads back from the program's maps: counters and rates (`--stats`,
+//! `--rate`), ActiveConn/InActConn, verdicts. (Connections: [`super::listing`].)
 
 use super::XdpPlane;
-use crate::addr;
-use crate::clock::monotonic_ns;
-use crate::timeouts::state_timeout;
-use aya::maps::HashMap as BpfHashMap;
 use rvs_bpf_abi as abi;
-use rvs_core::{
-    ConnCounts, ConnState, ConnVirtual, ConnectionEntry, Counters, DataPlaneError, DestStats,
-    Protocol, Rates, ServiceKey, ServiceStats,
-};
+use rvs_core::{ConnCounts, Counters, DataPlaneError, DestStats, Rates, ServiceStats};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 impl XdpPlane {
     /// Packets per verdict (`rvs_verdicts`), summed over CPUs, by [`abi::verdict::NAMES`].
@@ -37,63 +29,6 @@ impl XdpPlane {
     #[must_use]
     pub fn map_capacity(&self, name: &str) -> Option<u32> {
         self.writer.maps.capacity(name)
-    }
-
-    /// The conn tables' entries (IPv4 and IPv6) that have not expired, with their seconds left.
-    fn live_conns(&self) -> Result<Vec<(abi::ConnKey, abi::Conn, u64)>, DataPlaneError> {
-        let mut all = entries(&self.writer.maps.conns4);
-        all.extend(entries(&self.writer.maps.conns));
-        let now = monotonic_ns();
-        Ok(all
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
-                let timeout = u64::from(self.timeout_of(v.state));
-                timeout
-                    .checked_sub(age)
-                    .filter(|left| *left > 0)
-                    .map(|left| (k, v, left))
-            })
-            .collect())
-    }
-
-    /// The live persistence templates with their dest and seconds left, read from
-    /// `rvs_templates`, as IPVS lists them: client network with port 0, state NONE.
-    fn live_templates(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
-        let templates = &self.writer.maps.templates;
-        let by_id = self.writer.layout.dest_addrs();
-        let now = monotonic_ns();
-        Ok(templates
-            .iter()
-            .filter_map(Result::ok)
-            .filter_map(|(k, v)| {
-                let protocol = protocol_of(k.proto);
-                let vip = SocketAddr::new(addr::from_map(&k.daddr, k.af), u16::from_be(k.dport));
-                let service = self.writer.table.service(&ServiceKey::Inet {
-                    protocol,
-                    addr: vip,
-                })?;
-                let timeout = u64::from(service.config().persistence?.timeout);
-                let age = now.saturating_sub(v.last_ns) / 1_000_000_000;
-                let left = timeout.checked_sub(age).filter(|left| *left > 0)?;
-                Some(ConnectionEntry {
-                    client: SocketAddr::new(addr::from_map(&k.saddr, k.af), 0),
-                    virtual_: ConnVirtual::Addr {
-                        protocol,
-                        addr: vip,
-                    },
-                    dest: *by_id.get(&v.dest)?,
-                    state: ConnState::None,
-                    expires_secs: left,
-                    pe_name: None,
-                    pe_data: None,
-                })
-            })
-            .collect())
-    }
-
-    fn timeout_of(&self, state: u8) -> u32 {
-        state_timeout(&self.writer.config, state)
     }
 
     /// Every dest's traffic counters, summed over CPUs, by dest id.
@@ -179,61 +114,5 @@ impl XdpPlane {
                 }
             })
             .collect())
-    }
-
-    /// The live connections and persistence templates.
-    pub(super) fn read_connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
-        let by_id = self.writer.layout.dest_addrs();
-        let mut entries: Vec<ConnectionEntry> = self
-            .live_conns()?
-            .into_iter()
-            .filter_map(|(k, v, expires_secs)| {
-                Some(ConnectionEntry {
-                    client: SocketAddr::new(addr::from_map(&k.saddr, k.af), u16::from_be(k.sport)),
-                    virtual_: ConnVirtual::Addr {
-                        protocol: protocol_of(k.proto),
-                        addr: SocketAddr::new(
-                            addr::from_map(&k.daddr, k.af),
-                            u16::from_be(k.dport),
-                        ),
-                    },
-                    dest: *by_id.get(&v.dest)?,
-                    state: match v.state {
-                        abi::state::SYN_RECV => ConnState::SynRecv,
-                        abi::state::ESTABLISHED => ConnState::Established,
-                        abi::state::FIN_WAIT => ConnState::FinWait,
-                        abi::state::CLOSE => ConnState::Close,
-                        abi::state::UDP => ConnState::Udp,
-                        _ => ConnState::None,
-                    },
-                    expires_secs,
-                    pe_name: None,
-                    pe_data: None,
-                })
-            })
-            .collect();
-        entries.extend(self.live_templates()?);
-        Ok(entries)
-    }
-}
-
-/// Every entry of one connection map, keys widened to [`abi::ConnKey`] (an entry that goes
-/// away while the map is walked is skipped, as the kernel's LRU may evict any).
-fn entries<K: aya::Pod + Into<abi::ConnKey>>(
-    conns: &BpfHashMap<aya::maps::MapData, K, abi::Conn>,
-) -> Vec<(abi::ConnKey, abi::Conn)> {
-    conns
-        .iter()
-        .filter_map(Result::ok)
-        .map(|(k, v)| (k.into(), v))
-        .collect()
-}
-
-/// The protocol of a map key (the program keys TCP, UDP and SCTP).
-fn protocol_of(proto: u8) -> Protocol {
-    match proto {
-        6 => Protocol::Tcp,
-        132 => Protocol::Sctp,
-        _ => Protocol::Udp,
     }
 }
