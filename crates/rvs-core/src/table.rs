@@ -15,6 +15,7 @@ use crate::validate;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A service's configuration and its dests', as stored and compared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +42,9 @@ pub struct TableConfig {
 /// Every virtual service, in the order they were added.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    services: Vec<Service>,
+    /// Shared until written: a staged copy of the table (the director stages every command on
+    /// one) costs a pointer per service, and a change then copies only the service it touches.
+    services: Vec<Arc<Service>>,
     index: HashMap<ServiceKey, usize>,
     timeouts: Timeouts,
     expire_quiescent_template: bool,
@@ -82,18 +85,20 @@ impl Table {
 
     /// The services in the order they were added.
     pub fn services(&self) -> impl ExactSizeIterator<Item = &Service> {
-        self.services.iter()
+        self.services.iter().map(|s| &**s)
     }
 
     /// One service.
     #[must_use]
     pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
-        self.index.get(key).map(|&i| &self.services[i])
+        self.index.get(key).map(|&i| &*self.services[i])
     }
 
     /// One service, mutable: data planes schedule and count connections through it.
     pub fn service_mut(&mut self, key: &ServiceKey) -> Option<&mut Service> {
-        self.index.get(key).map(|&i| &mut self.services[i])
+        self.index
+            .get(key)
+            .map(|&i| Arc::make_mut(&mut self.services[i]))
     }
 
     /// The timeouts in force.
@@ -106,7 +111,7 @@ impl Table {
     pub fn set_expire_quiescent_template(&mut self, on: bool) {
         self.expire_quiescent_template = on;
         for s in &mut self.services {
-            s.set_expire_quiescent_template(on);
+            Arc::make_mut(s).set_expire_quiescent_template(on);
         }
     }
 
@@ -243,7 +248,7 @@ impl Table {
                 let mut service = Service::new(config.clone());
                 service.set_expire_quiescent_template(self.expire_quiescent_template);
                 self.index.insert(config.key, self.services.len());
-                self.services.push(service);
+                self.services.push(Arc::new(service));
                 vec![Change::ServiceAdded(config)]
             }
             Command::EditService(config) => {
@@ -275,7 +280,7 @@ impl Table {
                 vec![Change::DestRemoved { service, dest }]
             }
             Command::Clear => {
-                let keys: Vec<ServiceKey> = self.services.iter().map(Service::key).collect();
+                let keys: Vec<ServiceKey> = self.services.iter().map(|s| s.key()).collect();
                 self.services.clear();
                 self.index.clear();
                 keys.into_iter()
@@ -285,7 +290,7 @@ impl Table {
             Command::Zero { service } => {
                 for s in &mut self.services {
                     if service.is_none_or(|k| k == s.key()) {
-                        s.zero();
+                        Arc::make_mut(s).zero();
                     }
                 }
                 vec![Change::Zeroed { service }]
@@ -317,6 +322,7 @@ impl Table {
     /// Runs estimators and expiry timers of every service up to `now`.
     pub fn tick(&mut self, now: Timestamp) {
         for s in &mut self.services {
+            let s = Arc::make_mut(s);
             s.estimate(now);
             s.expire(now);
         }
