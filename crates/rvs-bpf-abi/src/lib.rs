@@ -7,6 +7,28 @@
 #![no_std]
 #![deny(missing_docs)]
 
+/// An address as the maps hold it (the words are the network-order bytes read natively; an
+/// IPv4 address in word 0), with its family byte.
+#[must_use]
+pub fn addr_of(ip: core::net::IpAddr) -> (Addr, u8) {
+    let word = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    match ip {
+        core::net::IpAddr::V4(v4) => ([word(&v4.octets()), 0, 0, 0], AF_INET),
+        core::net::IpAddr::V6(v6) => {
+            let o = v6.octets();
+            (
+                [
+                    word(&o[0..4]),
+                    word(&o[4..8]),
+                    word(&o[8..12]),
+                    word(&o[12..16]),
+                ],
+                AF_INET6,
+            )
+        }
+    }
+}
+
 /// Slots of a service's lookup ring (`RVS_RING_SIZE`).
 pub const RING_SIZE: u32 = 256;
 /// Services the maps hold (`RVS_MAX_SERVICES`, `rvs_services` max entries).

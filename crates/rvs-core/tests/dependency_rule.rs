@@ -1,6 +1,7 @@
 //! The dependency rule of docs/architecture.md, read from `cargo metadata`: the core depends on
 //! no rvs crate; the data planes depend on the core only (the xdp plane also on its ABI
-//! crate); rvsadm on rvs-ipvsadm, rvs-proto and the client only; nothing depends on the
+//! crate, the BPF build chain and the host crate); the host crate on no rvs crate but the
+//! ABI and the build chain; rvsadm on rvs-ipvsadm, rvs-proto and the client only; nothing depends on the
 //! binaries' crates, rvsd and rvsadm.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,8 +66,22 @@ fn the_crates_keep_the_dependency_rule() {
     );
     assert_eq!(
         g["rvs-xdp"],
-        BTreeSet::from(["rvs-core".to_owned(), "rvs-bpf-abi".to_owned()]),
-        "the xdp plane depends on the core and its own ABI only"
+        BTreeSet::from([
+            "rvs-core".to_owned(),
+            "rvs-bpf-abi".to_owned(),
+            "rvs-bpf-build".to_owned(),
+            "rvs-host".to_owned()
+        ]),
+        "the xdp plane depends on the core, its own ABI and build chain, and the host crate only"
+    );
+    assert_eq!(
+        g["rvs-host"],
+        BTreeSet::from(["rvs-bpf-abi".to_owned(), "rvs-bpf-build".to_owned()]),
+        "the host crate knows no table: only the ABI of its tc program"
+    );
+    assert!(
+        g["rvs-bpf-build"].is_empty(),
+        "the build chain depends on no rvs crate"
     );
     assert_eq!(
         g["rvs-config"],

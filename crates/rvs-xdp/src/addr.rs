@@ -36,10 +36,7 @@ pub fn word_v4(ip: Ipv4Addr) -> u32 {
 /// An address as the maps hold it, with its family byte.
 #[must_use]
 pub fn to_map(ip: IpAddr) -> (abi::Addr, u8) {
-    match ip {
-        IpAddr::V4(v4) => ([word_v4(v4), 0, 0, 0], abi::AF_INET),
-        IpAddr::V6(v6) => (words(v6.octets()), abi::AF_INET6),
-    }
+    abi::addr_of(ip)
 }
 
 /// The address a map entry of family `af` holds.

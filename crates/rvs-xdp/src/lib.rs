@@ -14,10 +14,10 @@
 
 pub mod addr;
 pub mod clock;
-pub mod neighbors;
 pub mod plane;
+/// Neighbour lookups, next hops and managed entries: rvs-host's, which the plane uses.
+pub use rvs_host::neighbors;
 pub mod rates;
-pub mod realserver;
 pub mod resolver;
 pub mod ring;
 pub mod slots;

@@ -21,15 +21,13 @@
 //!   and makes the program look its FIB next hop up again on the next packet.
 //!
 //! It runs every second, sooner while a dest is unresolved, and at once when the plane adds
-//! dests. The kernel is driven through iproute2's `ip` in batch mode (one process per round,
-//! whatever the number of dests); `ip -j` gives JSON, which is parsed here. The host crate
-//! planned in the layout issue moves this onto rtnetlink.
+//! dests. The kernel is read and changed over netlink, through rvs-host's
+//! [`KernelNeighbors`]: one dump of each table per round, whatever the number of dests.
 
 use rvs_bpf_abi as abi;
+use rvs_host::neighbors::{KernelNeighbors, NeighKey, NeighOp, Neighbour};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -51,113 +49,11 @@ pub const REVERIFY: Duration = Duration::from_secs(5);
 /// How long a route lookup is trusted.
 const ROUTE_TTL: Duration = Duration::from_secs(30);
 
-/// A neighbour entry's identity: the address on an interface.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NeighKey {
-    /// The next hop's address.
-    pub addr: IpAddr,
-    /// The interface it is reached by.
-    pub dev: String,
-}
-
-/// What the kernel's neighbour table says of one entry.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Neighbour {
-    /// The link-layer address, when the entry has one.
-    pub lladdr: Option<[u8; 6]>,
-    /// The NUD states (`REACHABLE`, `STALE`, `FAILED`, ...).
-    pub states: Vec<String>,
-    /// Whether it is a managed entry.
-    pub managed: bool,
-}
-
-impl Neighbour {
-    /// Whether the kernel would use its MAC (the FIB helper's `NUD_VALID`).
-    #[must_use]
-    pub fn usable(&self) -> bool {
-        self.lladdr.is_some()
-            && self.states.iter().any(|s| {
-                matches!(
-                    s.as_str(),
-                    "REACHABLE" | "STALE" | "DELAY" | "PROBE" | "PERMANENT" | "NOARP"
-                )
-            })
-    }
-
-    /// Whether it is fixed by hand (the kernel never probes it, and neither does rvs).
-    fn fixed(&self) -> bool {
-        self.states.iter().any(|s| s == "PERMANENT" || s == "NOARP")
-    }
-}
-
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for m in &mut mac {
-        *m = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    (parts.next().is_none() && mac != [0; 6]).then_some(mac)
-}
-
-/// The objects of the JSON arrays `ip -j` prints (one or several, concatenated; `-batch`
-/// prints one per command that answered).
-fn json_objects(json: &str) -> impl Iterator<Item = serde_json::Value> + '_ {
-    serde_json::Deserializer::from_str(json)
-        .into_iter::<serde_json::Value>()
-        .filter_map(|array| match array {
-            Ok(serde_json::Value::Array(items)) => Some(items),
-            _ => None,
-        })
-        .flatten()
-}
-
-/// Parses what `ip -j neigh show` prints.
-#[must_use]
-pub fn parse_neighbours(json: &str) -> HashMap<NeighKey, Neighbour> {
-    json_objects(json)
-        .filter_map(|e| {
-            let addr = e["dst"].as_str()?.parse::<IpAddr>().ok()?;
-            let dev = e["dev"].as_str()?.to_owned();
-            let states = e["state"]
-                .as_array()
-                .map(|s| {
-                    s.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let n = Neighbour {
-                lladdr: e["lladdr"].as_str().and_then(parse_mac),
-                states,
-                managed: e.get("managed").is_some(),
-            };
-            Some((NeighKey { addr, dev }, n))
-        })
-        .collect()
-}
-
-/// Parses what `ip -j route get` prints (one array per address asked): each address's next
-/// hop, the gateway if the route has one, else the address itself.
-#[must_use]
-pub fn parse_routes(json: &str) -> HashMap<IpAddr, NeighKey> {
-    json_objects(json)
-        .filter_map(|r| {
-            let dst = r["dst"].as_str()?.parse::<IpAddr>().ok()?;
-            let dev = r["dev"].as_str()?.to_owned();
-            let hop = r["gateway"]
-                .as_str()
-                .and_then(|g| g.parse::<IpAddr>().ok())
-                .unwrap_or(dst);
-            Some((dst, NeighKey { addr: hop, dev }))
-        })
-        .collect()
-}
-
 /// What one round does, worked out from what the kernel said, without I/O.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// `ip -batch` lines.
-    pub commands: Vec<String>,
+    /// The neighbour table's changes, in order.
+    pub commands: Vec<NeighOp>,
     /// Dest entries whose MAC changes.
     pub macs: Vec<(u32, [u8; 6])>,
     /// Managed entries this round adds (rvs deletes them once unneeded).
@@ -182,45 +78,39 @@ pub fn plan(
     let needed: std::collections::BTreeSet<&NeighKey> =
         wanted.values().filter_map(|a| routes.get(a)).collect();
     for key in &needed {
-        // Batch lines take no options: ip tells the family from the address.
-        let NeighKey { addr, dev } = key;
+        let k = || (*key).clone();
         match table.get(*key) {
             None => {
-                p.commands
-                    .push(format!("neigh add {addr} dev {dev} managed"));
-                p.created.push((*key).clone());
+                p.commands.push(NeighOp::AddManaged(k()));
+                p.created.push(k());
             }
             Some(n) if n.fixed() => {}
             Some(n) if !n.usable() && !n.managed => {
                 // Failed or incomplete, and nobody keeps it: rvs does from now on.
-                p.commands
-                    .push(format!("neigh replace {addr} dev {dev} nud none managed"));
-                p.created.push((*key).clone());
+                p.commands.push(NeighOp::ReplaceManaged(k()));
+                p.created.push(k());
             }
             Some(n) if n.states.iter().any(|s| s == "FAILED") && ours.contains(*key) => {
                 // Its MAC went away (the probes failed): resolve it afresh now rather than
                 // at the kernel's next managed round, seconds later.
-                p.commands.push(format!("neigh del {addr} dev {dev}"));
-                p.commands
-                    .push(format!("neigh add {addr} dev {dev} managed"));
+                p.commands.push(NeighOp::Delete(k()));
+                p.commands.push(NeighOp::AddManaged(k()));
             }
             Some(n) if due.contains(*key) && n.usable() => {
                 // Confirm its MAC afresh: delete and add it again, which resolves it at once
                 // by broadcast (the kernel's own confirmation would wait for its reachable
                 // time to run out, and then its first-probe delay). The program keeps the
                 // next hop it found meanwhile (bpf/xdp/hop.h, NH_GRACE).
-                p.commands.push(format!("neigh del {addr} dev {dev}"));
-                p.commands
-                    .push(format!("neigh add {addr} dev {dev} managed"));
-                p.created.push((*key).clone());
+                p.commands.push(NeighOp::Delete(k()));
+                p.commands.push(NeighOp::AddManaged(k()));
+                p.created.push(k());
             }
             Some(_) => {}
         }
     }
     for key in ours {
         if !needed.contains(key) {
-            p.commands
-                .push(format!("neigh del {} dev {}", key.addr, key.dev));
+            p.commands.push(NeighOp::Delete(key.clone()));
             p.released.push(key.clone());
         }
     }
@@ -239,27 +129,9 @@ pub fn plan(
     p
 }
 
-/// Runs `ip` with these arguments and `input` on its standard input; its standard output.
-fn ip(args: &[&str], input: &str) -> Result<String, String> {
-    let mut child = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("run ip {}: {e}", args.join(" ")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A batch that ip stops reading early shows in its exit status.
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("run ip {}: {e}", args.join(" ")))?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// The resolver: its handle to the dest map and what it remembers between rounds.
 pub struct Resolver {
+    kernel: KernelNeighbors,
     dest_map: Array<MapData, abi::Dest>,
     wanted: Wanted,
     wake: Receiver<()>,
@@ -270,15 +142,16 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// Opens the dest map by id.
+    /// Opens the dest map by id, and a netlink connection in the calling thread's namespace.
     ///
     /// # Errors
-    /// When the kernel refuses the id.
+    /// When the kernel refuses the id or the netlink socket.
     pub(crate) fn open(dests_id: u32, wanted: Wanted, wake: Receiver<()>) -> Result<Self, String> {
         let map = MapData::from_id(dests_id)
             .and_then(aya::maps::Map::from_map_data)
             .map_err(|e| format!("open map {dests_id}: {e}"))?;
         Ok(Self {
+            kernel: KernelNeighbors::open().map_err(|e| e.to_string())?,
             dest_map: map.try_into().map_err(|e| format!("rvs_dests: {e}"))?,
             wanted,
             wake,
@@ -291,7 +164,7 @@ impl Resolver {
     /// One round; returns whether some dest is still unresolved.
     ///
     /// # Errors
-    /// When `ip` cannot run or the dest map cannot be written.
+    /// When the kernel's tables cannot be read or changed, or the dest map written.
     pub fn round(&mut self) -> Result<bool, String> {
         let wanted = self
             .wanted
@@ -301,16 +174,14 @@ impl Resolver {
         let now = Instant::now();
         self.routes
             .retain(|a, (_, at)| wanted.values().any(|w| w == a) && now - *at < ROUTE_TTL);
-        let missing: Vec<String> = wanted
+        let missing: HashSet<IpAddr> = wanted
             .values()
             .filter(|a| !self.routes.contains_key(a))
-            .map(|a| format!("route get {a}\n"))
-            .collect::<HashSet<_>>()
-            .into_iter()
+            .copied()
             .collect();
         if !missing.is_empty() {
-            let out = ip(&["-j", "-force", "-batch", "-"], &missing.concat())?;
-            for (addr, key) in parse_routes(&out) {
+            let hops = self.kernel.next_hops(missing).map_err(|e| e.to_string())?;
+            for (addr, key) in hops {
                 self.routes.insert(addr, (key, now));
             }
         }
@@ -319,7 +190,7 @@ impl Resolver {
             .iter()
             .map(|(a, (k, _))| (*a, k.clone()))
             .collect();
-        let table = parse_neighbours(&ip(&["-j", "neigh", "show"], "")?);
+        let table = self.kernel.table().map_err(|e| e.to_string())?;
         let mut macs = HashMap::new();
         for id in wanted.keys() {
             if let Ok(d) = self.dest_map.get(id, 0) {
@@ -339,10 +210,9 @@ impl Resolver {
         for key in &due {
             self.verified.insert(key.clone(), now);
         }
-        if !p.commands.is_empty() {
-            let batch: String = p.commands.iter().map(|c| format!("{c}\n")).collect();
-            ip(&["-force", "-batch", "-"], &batch)?;
-        }
+        // Every change is tried; one refused (an interface gone meanwhile) fails the round
+        // after the others were made.
+        let applied = self.kernel.apply(&p.commands).map_err(|e| e.to_string());
         for key in p.created {
             tracing::debug!(next_hop = %key.addr, dev = %key.dev, "resolving a real server's next hop");
             self.ours.insert(key);
@@ -362,18 +232,15 @@ impl Resolver {
                 .map_err(|e| format!("write rvs_dests: {e}"))?;
             tracing::info!(dest = *id, mac = ?mac, "next hop resolved");
         }
+        applied?;
         Ok(p.unresolved)
     }
 
     /// Deletes the managed entries rvs added.
     fn release_all(&mut self) {
-        let batch: String = self
-            .ours
-            .drain()
-            .map(|k| format!("neigh del {} dev {}\n", k.addr, k.dev))
-            .collect();
-        if !batch.is_empty() {
-            let _ = ip(&["-force", "-batch", "-"], &batch);
+        let ops: Vec<NeighOp> = self.ours.drain().map(NeighOp::Delete).collect();
+        if let Err(e) = self.kernel.apply(&ops) {
+            tracing::warn!(error = %e, "could not remove a managed neighbour entry");
         }
     }
 
@@ -445,32 +312,15 @@ impl Handle {
 mod tests {
     use super::*;
 
+    fn lines(ops: &[NeighOp]) -> Vec<String> {
+        ops.iter().map(ToString::to_string).collect()
+    }
+
     fn key(a: &str, dev: &str) -> NeighKey {
         NeighKey {
             addr: a.parse().unwrap(),
             dev: dev.to_owned(),
         }
-    }
-
-    #[test]
-    fn ip_json_parses_into_neighbours_and_next_hops() {
-        let n = parse_neighbours(
-            r#"[{"dst":"198.18.1.2","dev":"va","lladdr":"02:00:00:00:00:66","managed":null,"state":["REACHABLE"]},{"dst":"198.18.1.3","dev":"va","managed":null,"state":["FAILED"]},{"dst":"2001:db8::11","dev":"eth0","lladdr":"02:00:00:00:01:11","router":null,"state":["STALE"]}]"#,
-        );
-        let a = &n[&key("198.18.1.2", "va")];
-        assert_eq!(a.lladdr, Some([2, 0, 0, 0, 0, 0x66]));
-        assert!(a.usable() && a.managed);
-        let b = &n[&key("198.18.1.3", "va")];
-        assert!(!b.usable() && b.managed);
-        let c = &n[&key("2001:db8::11", "eth0")];
-        assert!(c.usable() && !c.managed);
-        let r = parse_routes(concat!(
-            r#"[{"dst":"198.18.1.2","dev":"va","prefsrc":"198.18.1.1","flags":[],"uid":0,"cache":[]}]"#,
-            "\n",
-            r#"[{"dst":"198.18.5.5","gateway":"198.18.1.2","dev":"va","prefsrc":"198.18.1.1","flags":[],"uid":0,"cache":[]}]"#,
-        ));
-        assert_eq!(r[&"198.18.1.2".parse().unwrap()], key("198.18.1.2", "va"));
-        assert_eq!(r[&"198.18.5.5".parse().unwrap()], key("198.18.1.2", "va"));
     }
 
     #[test]
@@ -509,7 +359,7 @@ mod tests {
         let none = HashSet::new();
         let p = plan(&wanted, &routes, &table, &ours, &macs, &none);
         assert_eq!(
-            p.commands,
+            lines(&p.commands),
             [
                 "neigh replace 198.18.1.9 dev eth1 nud none managed",
                 "neigh add 2001:db8::11 dev eth0 managed",
@@ -523,7 +373,7 @@ mod tests {
         let due: HashSet<NeighKey> = [key("198.18.1.2", "eth1")].into();
         let reverified = plan(&wanted, &routes, &table, &ours, &macs, &due);
         assert_eq!(
-            reverified.commands[..2],
+            lines(&reverified.commands)[..2],
             [
                 "neigh del 198.18.1.2 dev eth1",
                 "neigh add 198.18.1.2 dev eth1 managed"
@@ -544,7 +394,7 @@ mod tests {
         let only: BTreeMap<u32, IpAddr> = [(0, "198.18.1.2".parse().unwrap())].into();
         let p = plan(&only, &routes, &gone, &mine, &macs, &none);
         assert_eq!(
-            p.commands,
+            lines(&p.commands),
             [
                 "neigh del 198.18.1.2 dev eth1",
                 "neigh add 198.18.1.2 dev eth1 managed"

@@ -182,11 +182,11 @@ fn realserver(
     gue_port: Option<u16>,
 ) -> anyhow::Result<()> {
     let mode = match mode {
-        "dr" => rvs_xdp::realserver::Mode::Dr,
-        "tun" => rvs_xdp::realserver::Mode::Tun,
+        "dr" => rvs_host::realserver::Mode::Dr,
+        "tun" => rvs_host::realserver::Mode::Tun,
         other => anyhow::bail!("no real-server mode is named {other:?}; use dr or tun"),
     };
-    let prepared = rvs_xdp::realserver::RealServer::prepare(vips, mode, interface, gue_port)
+    let prepared = rvs_host::realserver::RealServer::prepare(vips, mode, interface, gue_port)
         .map_err(|e| anyhow::anyhow!("rvsd realserver: {e}"))?;
     tracing::info!(vips = vips.len(), ?mode, "real server ready");
     println!(

@@ -109,7 +109,10 @@ impl XdpPlane {
         })?;
         let mut plane = Self::load_sized(
             DirectorAddr::of_interface(first)?,
-            Box::new(crate::neighbors::KernelNeighbors),
+            Box::new(
+                crate::neighbors::KernelNeighbors::open()
+                    .map_err(|e| failed("read the neighbour tables", e))?,
+            ),
             conn_table,
         )?;
         for interface in interfaces {
