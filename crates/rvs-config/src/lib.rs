@@ -251,7 +251,11 @@ fn service(s: &FileService) -> Result<ServiceEntry, String> {
         .rev()
         .map(|d| dest(d, key).map_err(|e| format!("{key}: real server {}: {e}", d.addr)))
         .collect::<Result<_, _>>()?;
-    Ok(ServiceEntry { config, dests })
+    Ok(ServiceEntry {
+        config,
+        dests,
+        health: rvs_core::HealthPolicy::default(),
+    })
 }
 
 fn dest(d: &FileDest, key: ServiceKey) -> Result<DestConfig, String> {

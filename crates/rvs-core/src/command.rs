@@ -1,6 +1,7 @@
 //! What can be asked of the table (commands, ipvsadm's verbs) and what it reports back (changes).
 
 use crate::config::{DestConfig, ServiceConfig, Timeouts};
+use crate::health::{Health, HealthPolicy};
 use crate::key::ServiceKey;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -48,6 +49,22 @@ pub enum Command {
     },
     /// `--set`: the tcp, tcpfin and udp timeouts; 0 keeps a value.
     SetTimeouts(Timeouts),
+    /// A service's health policy (intent: failure handling, fallback, quorum).
+    SetHealthPolicy {
+        /// The service.
+        service: ServiceKey,
+        /// The policy.
+        policy: HealthPolicy,
+    },
+    /// What checks found of a dest (the runtime overlay; never intent).
+    SetHealth {
+        /// The service.
+        service: ServiceKey,
+        /// The dest's address.
+        dest: SocketAddr,
+        /// The verdict.
+        health: Health,
+    },
     /// Several commands applied all or none (`-R`, config reloads).
     Batch {
         /// The commands, in order.
@@ -104,6 +121,22 @@ pub enum Change {
     },
     /// The timeouts now in force.
     TimeoutsSet(Timeouts),
+    /// A service's health policy changed.
+    HealthPolicySet {
+        /// The service.
+        service: ServiceKey,
+        /// The policy.
+        policy: HealthPolicy,
+    },
+    /// A dest's health changed.
+    HealthSet {
+        /// The service.
+        service: ServiceKey,
+        /// The dest's address.
+        dest: SocketAddr,
+        /// The verdict.
+        health: Health,
+    },
 }
 
 impl Change {
@@ -115,7 +148,9 @@ impl Change {
             Self::ServiceRemoved { service }
             | Self::DestAdded { service, .. }
             | Self::DestEdited { service, .. }
-            | Self::DestRemoved { service, .. } => Some(*service),
+            | Self::DestRemoved { service, .. }
+            | Self::HealthPolicySet { service, .. }
+            | Self::HealthSet { service, .. } => Some(*service),
             Self::Zeroed { service } => *service,
             Self::TimeoutsSet(_) => None,
         }
@@ -133,6 +168,18 @@ impl Change {
             Self::DestRemoved { service, dest } => Command::DelDest { service, dest },
             Self::Zeroed { service } => Command::Zero { service },
             Self::TimeoutsSet(t) => Command::SetTimeouts(t),
+            Self::HealthPolicySet { service, policy } => {
+                Command::SetHealthPolicy { service, policy }
+            }
+            Self::HealthSet {
+                service,
+                dest,
+                health,
+            } => Command::SetHealth {
+                service,
+                dest,
+                health,
+            },
         }
     }
 }

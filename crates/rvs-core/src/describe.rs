@@ -3,6 +3,7 @@
 
 use crate::command::Change;
 use crate::config::{DestConfig, ForwardMethod, PersistMask, ServiceConfig, TunnelKind};
+use crate::health::{Health, HealthPolicy, OnFailure};
 use std::fmt;
 
 /// A service's settings: `scheduler wrr`, then the options that are set.
@@ -64,6 +65,30 @@ impl fmt::Display for DestSettings<'_> {
     }
 }
 
+/// A health policy in words.
+struct Policy<'a>(&'a HealthPolicy);
+
+impl fmt::Display for Policy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.0;
+        f.write_str(match p.on_failure {
+            OnFailure::Quiesce => "quiesce on failure",
+            OnFailure::Remove => "remove on failure",
+        })?;
+        if let Some(fallback) = p.fallback {
+            write!(f, ", fallback {fallback}")?;
+        }
+        if p.quorum != 0 {
+            write!(f, ", quorum {} (hysteresis {})", p.quorum, p.hysteresis)?;
+        }
+        match p.initial {
+            Health::Down => f.write_str(", new real servers start down"),
+            Health::Up => f.write_str(", new real servers start up"),
+            Health::Unchecked => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -92,6 +117,21 @@ impl fmt::Display for Change {
                 "set timeouts: tcp {} s, tcpfin {} s, udp {} s",
                 t.tcp, t.tcp_fin, t.udp
             ),
+            Self::HealthPolicySet { service, policy } => {
+                write!(f, "set the health policy of {service}: {}", Policy(policy))
+            }
+            Self::HealthSet {
+                service,
+                dest,
+                health,
+            } => {
+                let word = match health {
+                    Health::Up => "up",
+                    Health::Down => "down",
+                    Health::Unchecked => "no longer checked",
+                };
+                write!(f, "real server {dest} of {service} is {word}")
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A dest at run time: its configuration, connection counts, overload flag and stats.
 
 use crate::config::DestConfig;
+use crate::health::Health;
 use crate::stats::Stats;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -30,18 +31,21 @@ pub struct Dest {
     /// Traffic counters and rates (boxed: schedulers scan dests, and a small `Dest` keeps
     /// that scan in cache).
     pub stats: Box<Stats>,
+    /// What checks found (the runtime overlay; the planes' copies are always unchecked).
+    pub health: Health,
     /// Tells this dest apart from an earlier dest with the same address that was removed.
     pub(crate) generation: u64,
 }
 
 impl Dest {
-    pub(crate) fn new(config: DestConfig, generation: u64) -> Self {
+    pub(crate) fn new(config: DestConfig, generation: u64, health: Health) -> Self {
         Self {
             config,
             last_weight: config.weight,
             conns: ConnCounts::default(),
             overloaded: false,
             stats: Box::default(),
+            health,
             generation,
         }
     }

@@ -164,6 +164,14 @@ pub enum TableError {
         /// The refused value.
         value: u32,
     },
+    /// A health policy the service cannot have.
+    #[error("service {service}: {problem}")]
+    HealthPolicyInvalid {
+        /// The service.
+        service: ServiceKey,
+        /// What is wrong, naming the setting (e.g. "fallback 2001:db8::1:80 is not IPv4").
+        problem: String,
+    },
     /// A command of a batch failed; nothing of the batch was applied.
     #[error("command {index} of the batch: {source}")]
     InBatch {

@@ -27,7 +27,9 @@ pub mod dataplane;
 pub mod describe;
 pub mod dest;
 pub mod error;
+pub mod health;
 pub mod key;
+pub mod overlay;
 pub mod persistence;
 pub mod protocol;
 pub mod sched;
@@ -48,6 +50,7 @@ pub use dataplane::{
 };
 pub use dest::{ConnCounts, Dest};
 pub use error::{ErrnoClass, TableError};
+pub use health::{DestRuntime, Health, HealthPolicy, OnFailure};
 pub use key::ServiceKey;
 pub use protocol::{Family, Protocol};
 pub use sched::Flow;

@@ -9,10 +9,12 @@
 
 use crate::config::{DestConfig, ServiceConfig};
 use crate::dest::Dest;
+use crate::health::{DestRuntime, Health, HealthPolicy, OnFailure};
 use crate::key::ServiceKey;
 use crate::persistence::{mask_client, Template, TemplateKey, Templates};
 use crate::sched::{DestIndex, DestSet, Flow, Input, Scheduler};
 use crate::stats::{Counters, Stats};
+use crate::table::ServiceEntry;
 use crate::time::Timestamp;
 use rand_core::RngCore;
 use std::net::SocketAddr;
@@ -49,6 +51,10 @@ pub struct Service {
     stats: Stats,
     next_generation: u64,
     expire_quiescent_template: bool,
+    /// What to do with failed dests; the fallback server; the quorum (intent).
+    policy: HealthPolicy,
+    /// Whether the quorum holds (the runtime overlay; hysteresis needs the last state).
+    quorum_up: bool,
 }
 
 impl Service {
@@ -64,6 +70,8 @@ impl Service {
             stats: Stats::default(),
             next_generation: 0,
             expire_quiescent_template: false,
+            policy: HealthPolicy::default(),
+            quorum_up: true,
         }
     }
 
@@ -126,17 +134,19 @@ impl Service {
 
     /// Links a new dest at the head of the list, as the kernel does.
     pub(crate) fn add_dest(&mut self, config: DestConfig) {
-        let dest = Dest::new(config, self.next_generation);
+        let dest = Dest::new(config, self.next_generation, self.policy.initial);
         self.next_generation += 1;
         self.dests.insert(0, dest);
         self.reindex();
         self.scheduler.dest_added(&self.dests);
+        self.refresh_quorum();
     }
 
     pub(crate) fn edit_dest(&mut self, config: DestConfig) {
         if let Some(&i) = self.index.get(&config.addr) {
             self.dests[i].update(config);
             self.scheduler.dests_changed(&self.dests);
+            self.refresh_quorum();
         }
     }
 
@@ -145,7 +155,126 @@ impl Service {
         let dest = self.dests.remove(i);
         self.reindex();
         self.scheduler.dest_removed(i, &self.dests);
+        self.refresh_quorum();
         Some(dest)
+    }
+
+    /// Its configuration, dests and policy, as stored.
+    #[must_use]
+    pub fn entry(&self) -> ServiceEntry {
+        ServiceEntry {
+            config: self.config.clone(),
+            dests: self.dests.iter().map(|d| d.config).collect(),
+            health: self.policy,
+        }
+    }
+
+    /// Its health policy.
+    #[must_use]
+    pub const fn policy(&self) -> &HealthPolicy {
+        &self.policy
+    }
+
+    /// Whether the quorum holds (always, without one).
+    #[must_use]
+    pub const fn quorum_up(&self) -> bool {
+        self.quorum_up
+    }
+
+    pub(crate) fn set_policy(&mut self, policy: HealthPolicy) {
+        self.policy = policy;
+        self.refresh_quorum();
+    }
+
+    pub(crate) fn set_health(&mut self, addr: &SocketAddr, health: Health) {
+        if let Some(&i) = self.index.get(addr) {
+            self.dests[i].health = health;
+            self.refresh_quorum();
+        }
+    }
+
+    /// The total configured weight of the dests that may serve.
+    fn weight_up(&self) -> u64 {
+        self.dests
+            .iter()
+            .filter(|d| d.health.serves())
+            .map(|d| u64::from(d.config.weight))
+            .sum()
+    }
+
+    fn refresh_quorum(&mut self) {
+        self.quorum_up = self.policy.quorum_holds(self.weight_up(), self.quorum_up);
+    }
+
+    /// Whether the fallback server takes the new connections now: it is configured, and no
+    /// dest may serve with a weight above 0, or the quorum is lost.
+    #[must_use]
+    pub fn fallback_active(&self) -> bool {
+        self.policy.fallback.is_some() && (self.weight_up() == 0 || !self.quorum_up)
+    }
+
+    /// What health makes of each dest, in list order, and of the fallback server last.
+    #[must_use]
+    pub fn dest_runtimes(&self) -> Vec<(DestConfig, DestRuntime)> {
+        let fallback = self.fallback_active();
+        let mut out: Vec<(DestConfig, DestRuntime)> = self
+            .dests
+            .iter()
+            .map(|d| {
+                let serves = d.health.serves() && !fallback;
+                let removed = !d.health.serves() && self.policy.on_failure == OnFailure::Remove;
+                let runtime = DestRuntime {
+                    health: d.health,
+                    effective_weight: if serves { d.config.weight } else { 0 },
+                    in_plane: !removed,
+                    fallback: false,
+                };
+                (d.config, runtime)
+            })
+            .collect();
+        if let Some(dest) = self.policy.fallback_dest() {
+            // A fallback that is also one of the dests is that dest, not a second entry.
+            if !self.index.contains_key(&dest.addr) {
+                out.push((
+                    dest,
+                    DestRuntime {
+                        health: Health::Unchecked,
+                        effective_weight: if fallback { dest.weight } else { 0 },
+                        in_plane: fallback,
+                        fallback: true,
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    /// The service as the data planes serve it: its settings, and its dests with their
+    /// effective weights (failed ones quiesced or left out, the fallback server in while it
+    /// is active), in list order with the fallback server at the head, where a dest added
+    /// last would be.
+    #[must_use]
+    pub fn effective_entry(&self) -> ServiceEntry {
+        let mut dests: Vec<DestConfig> = Vec::with_capacity(self.dests.len() + 1);
+        for (config, runtime) in self.dest_runtimes() {
+            if !runtime.in_plane {
+                continue;
+            }
+            let dest = DestConfig {
+                weight: runtime.effective_weight,
+                ..config
+            };
+            if runtime.fallback {
+                dests.insert(0, dest);
+            } else {
+                dests.push(dest);
+            }
+        }
+        ServiceEntry {
+            config: self.config.clone(),
+            dests,
+            health: HealthPolicy::default(),
+        }
     }
 
     fn find(&self, addr: SocketAddr, generation: u64) -> Option<usize> {

@@ -7,6 +7,7 @@
 use crate::command::{Change, Command};
 use crate::config::{DestConfig, ServiceConfig, Timeouts};
 use crate::error::TableError;
+use crate::health::HealthPolicy;
 use crate::key::ServiceKey;
 use crate::sched::Scheduler;
 use crate::service::Service;
@@ -26,6 +27,9 @@ pub struct ServiceEntry {
     /// Its dests in kernel list order (newest first).
     #[serde(default)]
     pub dests: Vec<DestConfig>,
+    /// Its health policy (absent where nothing checks it).
+    #[serde(default, skip_serializing_if = "HealthPolicy::is_default")]
+    pub health: HealthPolicy,
 }
 
 /// The configuration of a whole table: what persists across restarts and what reloads compare.
@@ -71,14 +75,7 @@ impl Table {
     #[must_use]
     pub fn config(&self) -> TableConfig {
         TableConfig {
-            services: self
-                .services
-                .iter()
-                .map(|s| ServiceEntry {
-                    config: s.config().clone(),
-                    dests: s.dests().iter().map(|d| d.config).collect(),
-                })
-                .collect(),
+            services: self.services.iter().map(|s| s.entry()).collect(),
             timeouts: self.timeouts,
         }
     }
@@ -235,6 +232,26 @@ impl Table {
                 validate::timeouts(&t)?;
                 Ok(Command::SetTimeouts(t))
             }
+            Command::SetHealthPolicy { service, policy } => {
+                let svc = self.existing(service)?;
+                validate::health_policy(svc.config(), &policy)?;
+                Ok(Command::SetHealthPolicy { service, policy })
+            }
+            Command::SetHealth {
+                service,
+                dest,
+                health,
+            } => {
+                let svc = self.existing(service)?;
+                if svc.dest(&dest).is_none() {
+                    return Err(TableError::DestNotFound { service, dest });
+                }
+                Ok(Command::SetHealth {
+                    service,
+                    dest,
+                    health,
+                })
+            }
             other @ (Command::Clear | Command::Zero { service: None } | Command::Batch { .. }) => {
                 Ok(other)
             }
@@ -304,6 +321,30 @@ impl Table {
                 };
                 vec![Change::TimeoutsSet(self.timeouts)]
             }
+            Command::SetHealthPolicy { service, policy } => {
+                if let Some(s) = self.service_mut(&service) {
+                    s.set_policy(policy);
+                }
+                vec![Change::HealthPolicySet { service, policy }]
+            }
+            Command::SetHealth {
+                service,
+                dest,
+                health,
+            } => {
+                let Some(s) = self.service_mut(&service) else {
+                    return Vec::new();
+                };
+                if s.dest(&dest).is_some_and(|d| d.health == health) {
+                    return Vec::new();
+                }
+                s.set_health(&dest, health);
+                vec![Change::HealthSet {
+                    service,
+                    dest,
+                    health,
+                }]
+            }
             Command::Batch { commands } => {
                 commands.into_iter().flat_map(|c| self.commit(c)).collect()
             }
@@ -350,6 +391,13 @@ impl Table {
             match old.get(&service) {
                 None => {
                     commands.push(Command::AddService(entry.config.clone()));
+                    if !entry.health.is_default() {
+                        // Before the dests, so they start with the policy's initial health.
+                        commands.push(Command::SetHealthPolicy {
+                            service,
+                            policy: entry.health,
+                        });
+                    }
                     commands.extend(
                         entry
                             .dests
@@ -361,6 +409,12 @@ impl Table {
                 Some(before) => {
                     if before.config != entry.config {
                         commands.push(Command::EditService(entry.config.clone()));
+                    }
+                    if before.health != entry.health {
+                        commands.push(Command::SetHealthPolicy {
+                            service,
+                            policy: entry.health,
+                        });
                     }
                     commands.extend(diff_dests(service, &before.dests, &entry.dests));
                 }

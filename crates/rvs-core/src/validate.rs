@@ -173,3 +173,46 @@ pub fn timeouts(t: &Timeouts) -> Result<(), TableError> {
     }
     Ok(())
 }
+
+/// Checks a health policy against its service: the fallback server of the service's family,
+/// with a port (masquerading to port 0 reaches nothing), unicast; a hysteresis only with a
+/// quorum, and no wider than it.
+///
+/// # Errors
+/// [`TableError::HealthPolicyInvalid`] naming the setting.
+pub fn health_policy(
+    service: &ServiceConfig,
+    policy: &crate::health::HealthPolicy,
+) -> Result<(), TableError> {
+    let invalid = |problem: String| TableError::HealthPolicyInvalid {
+        service: service.key,
+        problem,
+    };
+    if let Some(fallback) = policy.fallback {
+        let family = if fallback.is_ipv4() {
+            Family::Inet
+        } else {
+            Family::Inet6
+        };
+        if family != service.key.family() {
+            return Err(invalid(format!(
+                "fallback {fallback} is not of the service's address family"
+            )));
+        }
+        if fallback.port() == 0 && service.key.port() != 0 {
+            return Err(invalid(format!("fallback {fallback} needs a port")));
+        }
+        if !is_unicast(&fallback.ip()) {
+            return Err(invalid(format!(
+                "fallback {fallback} is not a unicast address"
+            )));
+        }
+    }
+    if policy.hysteresis > 0 && policy.hysteresis > policy.quorum {
+        return Err(invalid(format!(
+            "hysteresis {} is wider than quorum {}",
+            policy.hysteresis, policy.quorum
+        )));
+    }
+    Ok(())
+}

@@ -309,7 +309,13 @@ pub fn service_entry(out: &mut String, v: &ServiceView, format: u32, r: &dyn Res
     }
     out.push('\n');
 
-    let mut dests: Vec<&DestView> = v.dests.iter().collect();
+    // -L shows what the kernel would hold under a checker: the effective weights, without
+    // dests out of the planes; -S the operator's intent: configured weights, no fallback.
+    let mut dests: Vec<&DestView> = v
+        .dests
+        .iter()
+        .filter(|d| if rule { !d.is_fallback() } else { d.listed() })
+        .collect();
     if format & fmt::NOSORT == 0 {
         glibc_msort(&mut dests, |a, b| cmp_dests(&a.config.addr, &b.config.addr));
     }
@@ -319,7 +325,12 @@ pub fn service_entry(out: &mut String, v: &ServiceView, format: u32, r: &dyn Res
         if !rule && dc.addr.is_ipv4() {
             dname = cut(dname, 28);
         }
-        let (w, k) = (dc.weight, d.conns);
+        let w = if rule {
+            dc.weight
+        } else {
+            d.effective_weight()
+        };
+        let k = d.conns;
         if rule {
             let sw = fwd_switch(&dc.forward);
             match dc.forward {

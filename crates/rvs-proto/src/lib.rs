@@ -19,7 +19,7 @@ mod view;
 
 pub use daemon::{SyncDaemon, SyncState};
 pub use error::{ApiError, ErrorKind};
-pub use view::{DestView, ServiceView, TableView};
+pub use view::{DestView, ServiceRuntime, ServiceView, TableView};
 
 use rvs_core::Change;
 use serde::{Deserialize, Serialize};

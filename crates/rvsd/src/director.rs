@@ -1,9 +1,12 @@
 //! The director: the one table, its durable state, the sync daemons and the data plane.
-//! Every writer (API, reload, later health checks and VRRP) goes through [`Director::apply`].
+//! Every writer of intent (API, reload, later VRRP) goes through [`Director::apply`]; health
+//! checks through [`Director::set_health`], which changes the runtime overlay only. The plane
+//! gets what the overlay makes of the table (`rvs_core::overlay`): effective weights and
+//! membership, never health itself.
 
 use crate::state::{Entry, State, StateError, StateStore};
 use rvs_config as config;
-use rvs_core::{Change, Command, ConnectionEntry, DataPlane, ServiceKey, Table};
+use rvs_core::{overlay, Change, Command, ConnectionEntry, DataPlane, Health, ServiceKey, Table};
 use rvs_proto::{ApiError, Applied, ErrorKind, SyncDaemon, SyncState, TableView};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,6 +36,8 @@ pub enum StartError {
 /// The director.
 pub struct Director {
     table: Table,
+    /// What the plane has: the table with health laid over it.
+    plane_table: Table,
     daemons: Vec<SyncDaemon>,
     plane: Box<dyn DataPlane>,
     store: StateStore,
@@ -119,6 +124,10 @@ impl Director {
                 })?;
             changes.extend(more);
         }
+        drop(changes);
+        let mut plane_table = Table::new();
+        let changes = overlay::plane_from(&mut plane_table, &table)
+            .map_err(|e| plane_err(plane.as_ref(), format!("the table's effective copy: {e}")))?;
         plane
             .check(&changes)
             .map_err(|e| plane_err(plane.as_ref(), e.to_string()))?;
@@ -126,6 +135,7 @@ impl Director {
             .map_err(|e| plane_err(plane.as_ref(), e.to_string()))?;
         let mut director = Self {
             table,
+            plane_table,
             daemons: state.daemons,
             plane,
             store,
@@ -196,7 +206,7 @@ impl Director {
     pub fn retry_unrealised(&mut self) {
         let keys: Vec<ServiceKey> = self.unrealised.keys().copied().collect();
         for key in keys {
-            let Some(service) = self.table.service(&key) else {
+            let Some(service) = self.plane_table.service(&key) else {
                 self.unrealised.remove(&key);
                 continue;
             };
@@ -261,31 +271,59 @@ impl Director {
     /// # Errors
     /// The table's or plane's refusal, or a storage failure; the table is then unchanged.
     pub fn apply(&mut self, command: Command) -> Result<Applied, ApiError> {
+        refuse_health(&command)?;
         let mut staged = self.table.clone();
         let entry = Entry::Command(command.clone());
         let changes = staged.apply(command)?;
-        self.commit(staged, changes, &entry)
+        self.commit(staged, changes, Some(&entry))
     }
 
+    /// Records what checks found of a dest: the runtime overlay changes (and what the plane
+    /// serves with it), nothing is written to disk. Setting what it is already changes nothing.
+    ///
+    /// # Errors
+    /// When the service or dest is gone, or the plane refuses the effective change.
+    pub fn set_health(
+        &mut self,
+        service: ServiceKey,
+        dest: std::net::SocketAddr,
+        health: Health,
+    ) -> Result<Applied, ApiError> {
+        let mut staged = self.table.clone();
+        let changes = staged.apply(Command::SetHealth {
+            service,
+            dest,
+            health,
+        })?;
+        self.commit(staged, changes, None)
+    }
+
+    /// Stages, checks, records (when `entry` is given: intent is durable, health is not) and
+    /// hands the plane what the change makes of the effective table.
     fn commit(
         &mut self,
         staged: Table,
         changes: Vec<Change>,
-        entry: &Entry,
+        entry: Option<&Entry>,
     ) -> Result<Applied, ApiError> {
         if changes.is_empty() {
             return Ok(Applied::default());
         }
-        self.plane.check(&changes)?;
-        let daemons = self.daemons.clone();
-        self.store
-            .record(entry, || State {
-                table: staged.config(),
-                daemons,
-            })
-            .map_err(|e| ApiError::new(ErrorKind::Storage, e.to_string()))?;
+        let mut plane_staged = self.plane_table.clone();
+        // Fails only if the copy drifted from the table (a bug), before anything is applied.
+        let plane_changes = overlay::plane_changes(&mut plane_staged, &staged, &changes)?;
+        self.plane.check(&plane_changes)?;
+        if let Some(entry) = entry {
+            let daemons = self.daemons.clone();
+            self.store
+                .record(entry, || State {
+                    table: staged.config(),
+                    daemons,
+                })
+                .map_err(|e| ApiError::new(ErrorKind::Storage, e.to_string()))?;
+        }
         // A service the plane does not serve yet gets the changes when it is realised.
-        let for_plane: Vec<Change> = changes
+        let for_plane: Vec<Change> = plane_changes
             .iter()
             .filter(|c| {
                 c.service()
@@ -295,12 +333,15 @@ impl Director {
             .collect();
         if let Err(e) = self.plane.apply(&for_plane) {
             // Put the previous state back on disk; the table itself was never changed.
-            if let Err(undo) = self.save() {
-                tracing::error!(error = %undo, "could not restore the previous state after a data-plane failure");
+            if entry.is_some() {
+                if let Err(undo) = self.save() {
+                    tracing::error!(error = %undo, "could not restore the previous state after a data-plane failure");
+                }
             }
             return Err(e.into());
         }
         self.table = staged;
+        self.plane_table = plane_staged;
         let table = &self.table;
         self.unrealised.retain(|k, _| table.service(k).is_some());
         for c in &changes {
@@ -329,7 +370,7 @@ impl Director {
         let changes = staged.apply(batch).map_err(|e| {
             ApiError::new(ErrorKind::Config, format!("config {}: {e}", path.display()))
         })?;
-        let applied = self.commit(staged, changes, &entry)?;
+        let applied = self.commit(staged, changes, Some(&entry))?;
         tracing::info!(changes = applied.changes.len(), "config reloaded");
         Ok(applied)
     }
@@ -382,6 +423,21 @@ impl Director {
             .map_err(|e| ApiError::new(ErrorKind::Storage, e.to_string()))?;
         self.daemons = daemons;
         Ok(Applied::default())
+    }
+}
+
+/// Health is what checks find, not something a client sets: a `set_health` command (alone or
+/// in a batch) is refused.
+fn refuse_health(command: &Command) -> Result<(), ApiError> {
+    match command {
+        Command::SetHealth { service, dest, .. } => Err(ApiError::new(
+            ErrorKind::BadRequest,
+            format!(
+                "set_health ({dest} of {service}): health is set by checks, not by commands; configure a check instead"
+            ),
+        )),
+        Command::Batch { commands } => commands.iter().try_for_each(refuse_health),
+        _ => Ok(()),
     }
 }
 
@@ -465,5 +521,103 @@ mod tests {
         let e = d.view().unwrap_err();
         assert!(e.message.contains("open map rvs_stats"), "{e:?}");
         assert!(d.connections().is_err());
+    }
+
+    /// A plane that keeps a copy of what it was given.
+    struct Recording(std::sync::Arc<std::sync::Mutex<Table>>);
+
+    impl DataPlane for Recording {
+        fn name(&self) -> &'static str {
+            "recording"
+        }
+        fn check(&self, _: &[Change]) -> Result<(), DataPlaneError> {
+            Ok(())
+        }
+        fn apply(&mut self, changes: &[Change]) -> Result<(), DataPlaneError> {
+            let mut t = self.0.lock().unwrap();
+            for c in changes {
+                t.apply_change(c).unwrap();
+            }
+            Ok(())
+        }
+        fn stats(&self) -> Result<Vec<ServiceStats>, DataPlaneError> {
+            Ok(Vec::new())
+        }
+        fn connections(&self) -> Result<Vec<ConnectionEntry>, DataPlaneError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn health_reaches_the_plane_as_effective_weights_and_never_the_disk() {
+        use rvs_core::{DestConfig, ForwardMethod, HealthPolicy, ServiceConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Table::new()));
+        let plane = Box::new(Recording(std::sync::Arc::clone(&seen)));
+        let mut d = Director::start(StateStore::open(dir.path()).unwrap(), plane, None).unwrap();
+        let key = ServiceKey::tcp("127.0.0.1:8080".parse().unwrap());
+        let real: std::net::SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        let policy = HealthPolicy {
+            initial: Health::Down,
+            ..HealthPolicy::default()
+        };
+        d.apply(Command::batch(vec![
+            Command::AddService(ServiceConfig::new(key)),
+            Command::SetHealthPolicy {
+                service: key,
+                policy,
+            },
+            Command::AddDest {
+                service: key,
+                dest: DestConfig::new(real, ForwardMethod::Masq).with_weight(5),
+            },
+        ]))
+        .unwrap();
+        let weight = |t: &Table| t.service(&key).unwrap().dest(&real).unwrap().weight();
+        assert_eq!(
+            weight(&seen.lock().unwrap()),
+            0,
+            "a checked dest starts down"
+        );
+        d.set_health(key, real, Health::Up).unwrap();
+        assert_eq!(weight(&seen.lock().unwrap()), 5);
+        d.set_health(key, real, Health::Down).unwrap();
+        assert_eq!(weight(&seen.lock().unwrap()), 0);
+        // The listing shows both; the disk only the operator's weight.
+        let v = d.view().unwrap();
+        let dv = &v.services[0].dests[0];
+        assert_eq!((dv.config.weight, dv.effective_weight()), (5, 0));
+        drop(d);
+        let restarted = Director::start(
+            StateStore::open(dir.path()).unwrap(),
+            Box::new(Recording(std::sync::Arc::new(std::sync::Mutex::new(
+                Table::new(),
+            )))),
+            None,
+        )
+        .unwrap();
+        let v = restarted.view().unwrap();
+        let dv = &v.services[0].dests[0];
+        assert_eq!(
+            (dv.config.weight, dv.effective_weight()),
+            (5, 0),
+            "a restart keeps the weight and does not revive the dest"
+        );
+    }
+
+    #[test]
+    fn clients_cannot_set_health_even_inside_a_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut d = Director::start(store, Box::new(Unreadable), None).unwrap();
+        let key = ServiceKey::tcp("127.0.0.1:8080".parse().unwrap());
+        let e = d
+            .apply(Command::batch(vec![Command::SetHealth {
+                service: key,
+                dest: "127.0.0.1:9001".parse().unwrap(),
+                health: Health::Up,
+            }]))
+            .unwrap_err();
+        assert!(e.message.contains("health is set by checks"), "{e:?}");
     }
 }

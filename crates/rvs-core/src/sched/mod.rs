@@ -250,6 +250,7 @@ pub(crate) mod testing {
                 Dest::new(
                     DestConfig::new(addr, ForwardMethod::Masq).with_weight(w),
                     i as u64,
+                    crate::health::Health::Unchecked,
                 )
             })
             .collect()
