@@ -17,6 +17,22 @@
 //! ops = false                   # one-packet scheduling
 //! pe = "sip"
 //! proxy_protocol = "v2"         # send a PROXY protocol header (v1 or v2) to real servers
+//! on_failure = "quiesce"        # or "remove": what a real server failing its check becomes
+//! fallback = "127.0.0.1:80"     # sorry server, only while no real server is up
+//! quorum = 1                    # least total weight up; below it the fallback serves
+//! hysteresis = 0                # band around the quorum
+//! initial_state = "down"        # or "up": checked real servers at start, restart and reload
+//!
+//! [service.check]               # for every real server of the service
+//! type = "http"                 # tcp http https (dns smtp udp ping external file: not yet)
+//! path = "/index.html"
+//! host = "www.example.com"
+//! status = "200-299"
+//! receive = "Working Fine"      # regular expression (or substring) of the body
+//! interval = 1.0                # seconds
+//! timeout = 3.0
+//! rise = 1
+//! fall = 1
 //!
 //! [[service.real]]
 //! addr = "198.18.1.1:8080"      # port defaults to the service's
@@ -27,6 +43,9 @@
 //! tun_type = "ipip"             # ipip | gue | gre (tunnel only)
 //! tun_port = 6080               # gue only
 //! tun_csum = "nocsum"           # nocsum | csum | remcsum
+//!
+//! [service.real.check]          # this real server's own check, in place of the service's
+//! type = "tcp"
 //! ```
 //!
 //! The file describes the whole table: on reload, services and dests it does not name are
@@ -34,9 +53,9 @@
 //! [`rvs_core::TableConfig`] that is validated as a whole before anything is applied.
 
 use rvs_core::{
-    DestConfig, Family, ForwardMethod, PersistMask, Persistence, Protocol, SchedFlags,
-    ServiceConfig, ServiceEntry, ServiceKey, Table, TableConfig, Timeouts, Tunnel, TunnelCsum,
-    TunnelKind,
+    CheckSpec, DestConfig, Family, ForwardMethod, HealthPolicy, OnFailure, PersistMask,
+    Persistence, Protocol, SchedFlags, ServiceConfig, ServiceEntry, ServiceKey, Table, TableConfig,
+    Timeouts, Tunnel, TunnelCsum, TunnelKind,
 };
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -90,6 +109,14 @@ struct FileService {
     #[serde(default)]
     ops: bool,
     proxy_protocol: Option<String>,
+    on_failure: Option<String>,
+    fallback: Option<String>,
+    #[serde(default)]
+    quorum: u32,
+    #[serde(default)]
+    hysteresis: u32,
+    initial_state: Option<String>,
+    check: Option<CheckSpec>,
     #[serde(default, rename = "real")]
     reals: Vec<FileDest>,
 }
@@ -107,6 +134,7 @@ struct FileDest {
     tun_type: Option<String>,
     tun_port: Option<u16>,
     tun_csum: Option<String>,
+    check: Option<CheckSpec>,
 }
 
 /// Everything a configuration file declares.
@@ -245,16 +273,52 @@ fn service(s: &FileService) -> Result<ServiceEntry, String> {
             Some(o) => return Err(format!("{key}: proxy_protocol {o:?} is not v1 or v2")),
         },
     };
-    let dests = s
+    let dests: Vec<DestConfig> = s
         .reals
         .iter()
         .rev()
         .map(|d| dest(d, key).map_err(|e| format!("{key}: real server {}: {e}", d.addr)))
         .collect::<Result<_, _>>()?;
+    let health = policy(s, key, &dests)?;
     Ok(ServiceEntry {
         config,
         dests,
-        health: rvs_core::HealthPolicy::default(),
+        health,
+    })
+}
+
+/// The service's health policy: its failure handling, fallback, quorum and checks.
+fn policy(s: &FileService, key: ServiceKey, dests: &[DestConfig]) -> Result<HealthPolicy, String> {
+    let on_failure = match s.on_failure.as_deref() {
+        None | Some("quiesce") => OnFailure::Quiesce,
+        Some("remove") => OnFailure::Remove,
+        Some(o) => return Err(format!("{key}: on_failure {o:?} is not quiesce or remove")),
+    };
+    let start_up = match s.initial_state.as_deref() {
+        None | Some("down") => false,
+        Some("up") => true,
+        Some(o) => return Err(format!("{key}: initial_state {o:?} is not down or up")),
+    };
+    let fallback = s
+        .fallback
+        .as_deref()
+        .map(|f| addr(f, Some(key.port())).map_err(|e| format!("{key}: fallback: {e}")))
+        .transpose()?;
+    // Reals are listed in file order; `dests` is in kernel order (reversed).
+    let mut dest_checks = std::collections::BTreeMap::new();
+    for (d, config) in s.reals.iter().zip(dests.iter().rev()) {
+        if let Some(check) = &d.check {
+            dest_checks.insert(config.addr, check.clone());
+        }
+    }
+    Ok(HealthPolicy {
+        on_failure,
+        fallback,
+        quorum: s.quorum,
+        hysteresis: s.hysteresis,
+        check: s.check.clone(),
+        dest_checks,
+        start_up,
     })
 }
 

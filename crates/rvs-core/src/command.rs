@@ -53,8 +53,8 @@ pub enum Command {
     SetHealthPolicy {
         /// The service.
         service: ServiceKey,
-        /// The policy.
-        policy: HealthPolicy,
+        /// The policy (boxed: it is far larger than the other commands).
+        policy: Box<HealthPolicy>,
     },
     /// What checks found of a dest (the runtime overlay; never intent).
     SetHealth {
@@ -125,8 +125,8 @@ pub enum Change {
     HealthPolicySet {
         /// The service.
         service: ServiceKey,
-        /// The policy.
-        policy: HealthPolicy,
+        /// The policy (boxed: it is far larger than the other commands).
+        policy: Box<HealthPolicy>,
     },
     /// A dest's health changed.
     HealthSet {

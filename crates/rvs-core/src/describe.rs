@@ -81,11 +81,20 @@ impl fmt::Display for Policy<'_> {
         if p.quorum != 0 {
             write!(f, ", quorum {} (hysteresis {})", p.quorum, p.hysteresis)?;
         }
-        match p.initial {
-            Health::Down => f.write_str(", new real servers start down"),
-            Health::Up => f.write_str(", new real servers start up"),
-            Health::Unchecked => Ok(()),
+        if let Some(c) = &p.check {
+            write!(f, ", {} check every {} s", c.kind, c.interval)?;
         }
+        if !p.dest_checks.is_empty() {
+            write!(
+                f,
+                ", {} real server(s) with checks of their own",
+                p.dest_checks.len()
+            )?;
+        }
+        if p.start_up {
+            f.write_str(", checked real servers start up")?;
+        }
+        Ok(())
     }
 }
 

@@ -165,7 +165,7 @@ pub enum TableError {
         value: u32,
     },
     /// A health policy the service cannot have.
-    #[error("service {service}: {problem}")]
+    #[error("health policy: {problem}")]
     HealthPolicyInvalid {
         /// The service.
         service: ServiceKey,

@@ -8,8 +8,10 @@
 //!
 //! [`Service::effective_entry`]: crate::Service::effective_entry
 
+use crate::check::CheckSpec;
 use crate::config::{DestConfig, ForwardMethod};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 /// What checks found of a dest.
@@ -46,7 +48,7 @@ pub enum OnFailure {
 }
 
 /// A service's health policy: intent, durable, set by configuration or the API.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthPolicy {
     /// What a failed dest becomes.
@@ -64,11 +66,17 @@ pub struct HealthPolicy {
     /// `quorum - hysteresis` and up again at `quorum + hysteresis`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hysteresis: u32,
-    /// The health a dest has when it is added (or restored): [`Health::Down`] where checks
-    /// watch the service, so a restart or reload never revives a dead server for even one
-    /// connection (keepalived's `alpha`); [`Health::Up`] to start trusting.
-    #[serde(default, skip_serializing_if = "is_unchecked")]
-    pub initial: Health,
+    /// The check of every dest of the service (`[service.check]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckSpec>,
+    /// Checks of particular dests, in place of the service's (`[service.real.check]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dest_checks: BTreeMap<SocketAddr, CheckSpec>,
+    /// Whether a checked dest starts up rather than down when it is added or restored.
+    /// Down by default, so a restart or reload never revives a dead server for even one
+    /// connection (keepalived's `alpha`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub start_up: bool,
 }
 
 #[allow(
@@ -83,8 +91,8 @@ const fn is_zero(n: &u32) -> bool {
     clippy::trivially_copy_pass_by_ref,
     reason = "serde's skip_serializing_if passes a reference"
 )]
-const fn is_unchecked(h: &Health) -> bool {
-    matches!(h, Health::Unchecked)
+const fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl HealthPolicy {
@@ -92,6 +100,22 @@ impl HealthPolicy {
     #[must_use]
     pub fn is_default(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// The check that watches the dest at `addr`, if any.
+    #[must_use]
+    pub fn check_for(&self, addr: &SocketAddr) -> Option<&CheckSpec> {
+        self.dest_checks.get(addr).or(self.check.as_ref())
+    }
+
+    /// The health a dest at `addr` has when it is added or restored.
+    #[must_use]
+    pub fn initial_health(&self, addr: &SocketAddr) -> Health {
+        match (self.check_for(addr), self.start_up) {
+            (None, _) => Health::Unchecked,
+            (Some(_), false) => Health::Down,
+            (Some(_), true) => Health::Up,
+        }
     }
 
     /// The fallback server as a dest.

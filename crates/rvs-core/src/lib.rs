@@ -20,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod command;
 pub mod config;
 pub mod conn;
@@ -39,6 +40,7 @@ pub mod table;
 pub mod time;
 pub mod validate;
 
+pub use check::{CheckKind, CheckSpec, Seconds};
 pub use command::{Change, Command};
 pub use config::{
     DestConfig, ForwardMethod, PersistMask, Persistence, ProxyProtocol, SchedFlags, SchedulerKind,

@@ -114,7 +114,7 @@ mod tests {
             intent
                 .apply(Command::SetHealthPolicy {
                     service: key(),
-                    policy,
+                    policy: Box::new(policy.clone()),
                 })
                 .unwrap(),
         );
@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn checked_dests_start_down_and_reach_the_plane_quiesced_until_they_pass() {
         let policy = HealthPolicy {
-            initial: Health::Down,
+            check: Some(crate::CheckSpec::new(crate::CheckKind::Tcp)),
             ..HealthPolicy::default()
         };
         let (mut intent, mut plane) = tables(policy);

@@ -134,7 +134,8 @@ impl Service {
 
     /// Links a new dest at the head of the list, as the kernel does.
     pub(crate) fn add_dest(&mut self, config: DestConfig) {
-        let dest = Dest::new(config, self.next_generation, self.policy.initial);
+        let health = self.policy.initial_health(&config.addr);
+        let dest = Dest::new(config, self.next_generation, health);
         self.next_generation += 1;
         self.dests.insert(0, dest);
         self.reindex();
@@ -165,7 +166,7 @@ impl Service {
         ServiceEntry {
             config: self.config.clone(),
             dests: self.dests.iter().map(|d| d.config).collect(),
-            health: self.policy,
+            health: self.policy.clone(),
         }
     }
 
@@ -181,7 +182,16 @@ impl Service {
         self.quorum_up
     }
 
+    /// A new policy; a dest whose check comes or goes takes the initial health of its new
+    /// state (a dest that is still checked keeps its verdict).
     pub(crate) fn set_policy(&mut self, policy: HealthPolicy) {
+        for d in &mut self.dests {
+            let was = self.policy.check_for(&d.config.addr).is_some();
+            let is = policy.check_for(&d.config.addr).is_some();
+            if was != is {
+                d.health = policy.initial_health(&d.config.addr);
+            }
+        }
         self.policy = policy;
         self.refresh_quorum();
     }

@@ -323,7 +323,7 @@ impl Table {
             }
             Command::SetHealthPolicy { service, policy } => {
                 if let Some(s) = self.service_mut(&service) {
-                    s.set_policy(policy);
+                    s.set_policy((*policy).clone());
                 }
                 vec![Change::HealthPolicySet { service, policy }]
             }
@@ -395,7 +395,7 @@ impl Table {
                         // Before the dests, so they start with the policy's initial health.
                         commands.push(Command::SetHealthPolicy {
                             service,
-                            policy: entry.health,
+                            policy: Box::new(entry.health.clone()),
                         });
                     }
                     commands.extend(
@@ -413,7 +413,7 @@ impl Table {
                     if before.health != entry.health {
                         commands.push(Command::SetHealthPolicy {
                             service,
-                            policy: entry.health,
+                            policy: Box::new(entry.health.clone()),
                         });
                     }
                     commands.extend(diff_dests(service, &before.dests, &entry.dests));

@@ -208,6 +208,13 @@ pub fn health_policy(
             )));
         }
     }
+    if let Some(check) = &policy.check {
+        crate::check::validate(check).map_err(|e| invalid(format!("check: {e}")))?;
+    }
+    for (addr, check) in &policy.dest_checks {
+        crate::check::validate(check)
+            .map_err(|e| invalid(format!("check of real server {addr}: {e}")))?;
+    }
     if policy.hysteresis > 0 && policy.hysteresis > policy.quorum {
         return Err(invalid(format!(
             "hysteresis {} is wider than quorum {}",

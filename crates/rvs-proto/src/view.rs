@@ -50,7 +50,7 @@ impl DestView {
 }
 
 /// What health makes of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRuntime {
     /// Its health policy.
     pub policy: HealthPolicy,
@@ -148,7 +148,7 @@ fn service_view(s: &rvs_core::Service) -> ServiceView {
             }
         }
         runtime = Some(ServiceRuntime {
-            policy: *s.policy(),
+            policy: s.policy().clone(),
             quorum_up: s.quorum_up(),
             fallback_active: s.fallback_active(),
         });

@@ -558,14 +558,14 @@ mod tests {
         let key = ServiceKey::tcp("127.0.0.1:8080".parse().unwrap());
         let real: std::net::SocketAddr = "127.0.0.1:9001".parse().unwrap();
         let policy = HealthPolicy {
-            initial: Health::Down,
+            check: Some(rvs_core::CheckSpec::new(rvs_core::CheckKind::Tcp)),
             ..HealthPolicy::default()
         };
         d.apply(Command::batch(vec![
             Command::AddService(ServiceConfig::new(key)),
             Command::SetHealthPolicy {
                 service: key,
-                policy,
+                policy: Box::new(policy),
             },
             Command::AddDest {
                 service: key,
