@@ -38,6 +38,8 @@ pub struct Director {
     table: Table,
     /// What the plane has: the table with health laid over it.
     plane_table: Table,
+    /// Counts changes of intent, so the health checker knows when to look at the table again.
+    intent_version: u64,
     daemons: Vec<SyncDaemon>,
     plane: Box<dyn DataPlane>,
     store: StateStore,
@@ -136,6 +138,7 @@ impl Director {
         let mut director = Self {
             table,
             plane_table,
+            intent_version: 0,
             daemons: state.daemons,
             plane,
             store,
@@ -251,6 +254,18 @@ impl Director {
         Ok(view)
     }
 
+    /// The table (intent, with its health overlay).
+    #[must_use]
+    pub const fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// How many changes of intent there have been since start.
+    #[must_use]
+    pub const fn intent_version(&self) -> u64 {
+        self.intent_version
+    }
+
     /// The plane's reader of live connections, for listings made without the director's
     /// lock (none: [`Director::connections`]).
     #[must_use]
@@ -342,6 +357,9 @@ impl Director {
         }
         self.table = staged;
         self.plane_table = plane_staged;
+        if entry.is_some() {
+            self.intent_version += 1;
+        }
         let table = &self.table;
         self.unrealised.retain(|k, _| table.service(k).is_some());
         for c in &changes {

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod demo;
 pub mod director;
+pub mod health;
 pub mod http;
 pub mod plane;
 pub mod server;

@@ -249,6 +249,7 @@ pub async fn run_until(
             }
         })
     };
+    let health = tokio::spawn(crate::health::run(Arc::clone(&shared)));
     let unix = tokio::spawn(unix_server);
     let tcp = tokio::spawn(async move {
         if let Some(s) = tcp_server {
@@ -257,6 +258,7 @@ pub async fn run_until(
     });
     signals.await;
     retry.abort();
+    health.abort();
     let _ = unix.await;
     let _ = tcp.await;
     let _ = std::fs::remove_file(&opts.control);
