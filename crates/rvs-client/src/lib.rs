@@ -199,6 +199,14 @@ impl Client {
         .map(drop)
     }
 
+    /// The health checks.
+    ///
+    /// # Errors
+    /// When rvsd is unreachable.
+    pub fn checks(&self) -> Result<Vec<rvs_proto::CheckView>, ClientError> {
+        self.call(Method::GET, "/v1/checks", None)
+    }
+
     /// Live connections and persistence templates.
     ///
     /// # Errors

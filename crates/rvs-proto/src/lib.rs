@@ -13,10 +13,12 @@
 
 #![deny(missing_docs)]
 
+mod checks;
 mod daemon;
 mod error;
 mod view;
 
+pub use checks::CheckView;
 pub use daemon::{SyncDaemon, SyncState};
 pub use error::{ApiError, ErrorKind};
 pub use view::{DestView, ServiceRuntime, ServiceView, TableView};

@@ -2,7 +2,8 @@
 //!
 //! rvs's own additions are long options ipvsadm does not have:
 //! `--socket PATH` (where rvsd listens; also `RVS_SOCKET`; default /run/rvs/rvsd.sock) and
-//! `--json` (with `-L`: the table as JSON, as the API returns it).
+//! `--json` (with `-L`: the table as JSON, as the API returns it), and `--checks` (each
+//! checked real server's health; with `--json`, as the API returns it).
 
 mod backend;
 
@@ -17,14 +18,23 @@ const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
 const ADDITIONS: &str = "rvs additions (options ipvsadm does not have):
   --socket PATH                       rvsd's control socket (or RVS_SOCKET; default /run/rvs/rvsd.sock)
   --json                              with -L: print the table as JSON
+  --checks                            list each checked real server's health (with --json: as JSON)
   --proxy-protocol v1|v2              with -A/-E: send real servers a PROXY protocol header
   (--socket and --json are taken wherever they stand before --; RVS_TIMEOUT: seconds to wait)
 ";
 
-/// Takes rvs's own options out of argv: the socket path and whether JSON was asked for.
-fn take_additions(argv: &mut Vec<String>) -> Result<(Option<PathBuf>, bool), String> {
+/// rvs's own options, taken out of argv.
+struct Additions {
+    socket: Option<PathBuf>,
+    json: bool,
+    checks: bool,
+}
+
+/// Takes rvs's own options out of argv.
+fn take_additions(argv: &mut Vec<String>) -> Result<Additions, String> {
     let mut socket = None;
     let mut json = false;
+    let mut checks = false;
     let mut i = 1;
     while i < argv.len() {
         let a = argv[i].as_str();
@@ -33,6 +43,9 @@ fn take_additions(argv: &mut Vec<String>) -> Result<(Option<PathBuf>, bool), Str
         }
         if a == "--json" {
             json = true;
+            argv.remove(i);
+        } else if a == "--checks" {
+            checks = true;
             argv.remove(i);
         } else if let Some(v) = a.strip_prefix("--socket=") {
             socket = Some(PathBuf::from(v));
@@ -47,7 +60,58 @@ fn take_additions(argv: &mut Vec<String>) -> Result<(Option<PathBuf>, bool), Str
             i += 1;
         }
     }
-    Ok((socket, json))
+    Ok(Additions {
+        socket,
+        json,
+        checks,
+    })
+}
+
+/// How long ago `t` (seconds since the epoch) was, shortly: `42s`, `7m`, `3h`, `2d`.
+fn ago(t: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a non-negative number of seconds"
+    )]
+    let s = (now - t).max(0.0) as u64;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// The `--checks` listing.
+fn print_checks(checks: &[rvs_proto::CheckView]) {
+    println!(
+        "{:<30} {:<22} {:<5} {:<5} {:<6} {:>6} {:>7}  Last check",
+        "Service", "RemoteAddress:Port", "Check", "State", "Code", "Since", "Checks"
+    );
+    for c in checks {
+        let state = serde_json::to_value(c.health)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let last = match (&c.detail, c.duration_ms) {
+            (Some(d), Some(ms)) => format!("{d} in {ms:.1} ms"),
+            _ => "none yet".to_owned(),
+        };
+        println!(
+            "{:<30} {:<22} {:<5} {:<5} {:<6} {:>6} {:>7}  {last}",
+            c.service.to_string(),
+            c.dest.to_string(),
+            c.kind.name(),
+            state,
+            c.code.as_deref().unwrap_or("-"),
+            ago(c.since),
+            c.checks
+        );
+    }
 }
 
 /// Whether the command line is a listing: `-L`, `-l`, `--list`, or a bundle starting so.
@@ -64,7 +128,11 @@ fn main() -> ExitCode {
     let mut argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let (socket, json) = match take_additions(&mut argv) {
+    let Additions {
+        socket,
+        json,
+        checks,
+    } = match take_additions(&mut argv) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
@@ -86,6 +154,30 @@ fn main() -> ExitCode {
         .and_then(|p| std::path::Path::new(p).file_name())
         .is_some_and(|n| n.to_string_lossy().starts_with("rvsadm"));
 
+    if checks {
+        if argv.len() > 1 {
+            eprintln!("--checks takes no other option (but --json and --socket)");
+            return ExitCode::from(2);
+        }
+        return match client.checks() {
+            Ok(list) if json => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(list) => {
+                print_checks(&list);
+                ExitCode::SUCCESS
+            }
+            Err(ClientError::Unavailable(why))
+            | Err(ClientError::Api(rvs_proto::ApiError { message: why, .. })) => {
+                eprintln!("Can't initialize ipvs: {why}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if json && !lists(&argv) {
         eprintln!("--json goes with -L (--list) only");
         return ExitCode::from(2);

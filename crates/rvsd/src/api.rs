@@ -25,6 +25,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/table"),
     ("POST", "/v1/commands"),
     ("GET", "/v1/connections"),
+    ("GET", "/v1/checks"),
     ("POST", "/v1/daemons"),
     ("DELETE", "/v1/daemons/{state}"),
     ("POST", "/v1/reload"),
@@ -163,6 +164,12 @@ async fn connections(State(s): State<Shared>) -> impl IntoResponse {
     listed.map(Json).map_err(Failure)
 }
 
+/// Lists the health checks: read from the checker after the director's lock is let go.
+async fn checks(State(s): State<Shared>) -> impl IntoResponse {
+    let reader = lock(&s).check_reader();
+    Json(reader.map_or_else(Vec::new, |r| tokio::task::block_in_place(|| r())))
+}
+
 async fn start_daemon(State(s): State<Shared>, bytes: Bytes) -> Result<impl IntoResponse, Failure> {
     let daemon: SyncDaemon = body(&bytes, "sync daemon")?;
     Ok(Json(tokio::task::block_in_place(|| {
@@ -261,6 +268,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/table", get(table))
         .route("/v1/commands", post(commands))
         .route("/v1/connections", get(connections))
+        .route("/v1/checks", get(checks))
         .route("/v1/daemons", post(start_daemon))
         .route("/v1/daemons/{state}", delete(stop_daemon))
         .route("/v1/reload", post(reload))

@@ -11,6 +11,9 @@ use rvs_proto::{ApiError, Applied, ErrorKind, SyncDaemon, SyncState, TableView};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+/// Lists the health checks (the checker's probes and their subscribers).
+pub type CheckReader = std::sync::Arc<dyn Fn() -> Vec<rvs_proto::CheckView> + Send + Sync>;
+
 /// The size the listing banner shows (`IP Virtual Server version 1.2.1 (size=4096)`).
 pub const CONN_TABLE_SIZE: u32 = 4096;
 
@@ -40,6 +43,8 @@ pub struct Director {
     plane_table: Table,
     /// Counts changes of intent, so the health checker knows when to look at the table again.
     intent_version: u64,
+    /// Reads the health checker's probes, for listings made without the director's lock.
+    check_reader: Option<CheckReader>,
     daemons: Vec<SyncDaemon>,
     plane: Box<dyn DataPlane>,
     store: StateStore,
@@ -139,6 +144,7 @@ impl Director {
             table,
             plane_table,
             intent_version: 0,
+            check_reader: None,
             daemons: state.daemons,
             plane,
             store,
@@ -264,6 +270,17 @@ impl Director {
     #[must_use]
     pub const fn intent_version(&self) -> u64 {
         self.intent_version
+    }
+
+    /// Where listings read the health checks from (the checker, once it runs).
+    pub fn set_check_reader(&mut self, reader: CheckReader) {
+        self.check_reader = Some(reader);
+    }
+
+    /// The health checks' reader, if a checker runs.
+    #[must_use]
+    pub fn check_reader(&self) -> Option<CheckReader> {
+        self.check_reader.clone()
     }
 
     /// The plane's reader of live connections, for listings made without the director's

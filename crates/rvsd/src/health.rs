@@ -9,8 +9,8 @@ use crate::api::Shared;
 use rvs_core::{Health, ServiceKey, Table};
 use rvs_health::runner::{Checker, Event, ProbeKey, Watch};
 use std::net::SocketAddr;
-use std::sync::PoisonError;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 /// Who hears a verdict: a dest of a service.
 pub type Subscriber = (ServiceKey, SocketAddr);
@@ -55,10 +55,49 @@ fn word(h: Health) -> &'static str {
     }
 }
 
+fn epoch(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Every checked dest with its probe's state, ordered by service and dest.
+fn views(checker: &Checker<Subscriber>) -> Vec<rvs_proto::CheckView> {
+    let mut out = Vec::new();
+    for (key, subscribers, status) in checker.statuses() {
+        for (service, dest) in subscribers {
+            out.push(rvs_proto::CheckView {
+                service,
+                dest,
+                target: key.target,
+                kind: key.spec.kind,
+                health: status.state,
+                since: epoch(status.since),
+                checks: status.checks,
+                code: status.last.as_ref().map(|o| o.code.name().to_owned()),
+                detail: status.last.as_ref().map(|o| o.detail.clone()),
+                last_check: status.last_at.map(epoch),
+                duration_ms: status.last.as_ref().map(|o| o.duration.as_secs_f64() * 1e3),
+                drift_ms: status.last_drift.as_secs_f64() * 1e3,
+            });
+        }
+    }
+    out.sort_by_key(|v| (v.service.to_string(), v.dest));
+    out
+}
+
 /// Runs the checker until the task is dropped.
 pub async fn run(shared: Shared) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event<Subscriber>>();
-    let mut checker = Checker::new(tx);
+    let checker = Arc::new(Mutex::new(Checker::new(tx)));
+    {
+        let checker = Arc::clone(&checker);
+        shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_check_reader(Arc::new(move || {
+                views(&checker.lock().unwrap_or_else(PoisonError::into_inner))
+            }));
+    }
     let mut seen = None;
     let mut look = tokio::time::interval(LOOK_EVERY);
     look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -74,7 +113,7 @@ pub async fn run(shared: Shared) {
                     seen = Some(v);
                     watches(d.table())
                 };
-                checker.set_watches(wanted);
+                checker.lock().unwrap_or_else(PoisonError::into_inner).set_watches(wanted);
             }
             Some(event) = rx.recv() => {
                 let reason = event.outcome.as_ref().map_or_else(
