@@ -215,3 +215,84 @@ async fn a_restart_does_not_revive_a_dead_real_server_for_one_connection() {
     let o = d.ipvsadm(&["-Ln"]);
     assert!(o.status.success(), "{}", err(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_added_through_the_api_takes_effect_and_survives_a_restart() {
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.11.4:{port}").parse().unwrap();
+    let a: SocketAddr = format!("127.0.15.1:{port}").parse().unwrap();
+    let dead: SocketAddr = format!("127.0.15.2:{port}").parse().unwrap();
+    let _ra = real(a, 'A').await;
+    let mut d = Rvsd::start_raw(&["--dataplane", "proxy"]);
+    for args in [
+        vec!["-A", "-t", &vip.to_string(), "-s", "rr"],
+        vec!["-a", "-t", &vip.to_string(), "-r", &a.to_string(), "-m"],
+        vec!["-a", "-t", &vip.to_string(), "-r", &dead.to_string(), "-m"],
+    ] {
+        let o = d.ipvsadm(&args);
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    assert_eq!(
+        listed_weight(&d, dead),
+        Some(1),
+        "unchecked: served as configured"
+    );
+    let body = format!(
+        r#"{{"command":"set_health_policy","service":{{"kind":"inet","protocol":"tcp","addr":"{vip}"}},
+            "policy":{{"check":{{"type":"tcp","interval":0.2,"timeout":0.5}}}}}}"#
+    );
+    let (code, answer) = d.http("POST", "/v1/commands", body.as_bytes());
+    assert_eq!(code, 200, "{answer}");
+    eventually("A is up", || listed_weight(&d, a) == Some(1)).await;
+    assert_eq!(
+        listed_weight(&d, dead),
+        Some(0),
+        "a dest that never answers stays down"
+    );
+    for _ in 0..6 {
+        assert_eq!(reached(vip).await, 'A');
+    }
+    // A bad check is refused by name, and nothing changes.
+    let bad = body.replace("\"interval\":0.2", "\"interval\":0");
+    let (code, answer) = d.http("POST", "/v1/commands", bad.as_bytes());
+    assert_eq!(code / 100, 4, "{answer}");
+    assert!(answer.contains("interval 0 s must be above 0"), "{answer}");
+    // Clients do not set health.
+    let forged = format!(
+        r#"{{"command":"set_health","service":{{"kind":"inet","protocol":"tcp","addr":"{vip}"}},"dest":"{dead}","health":"up"}}"#
+    );
+    let (code, answer) = d.http("POST", "/v1/commands", forged.as_bytes());
+    assert_eq!(code / 100, 4, "{answer}");
+    assert_eq!(listed_weight(&d, dead), Some(0));
+    // The check is intent: durable across a restart, and the dead dest starts down.
+    d.kill9();
+    d.spawn();
+    assert_eq!(
+        listed_weight(&d, dead),
+        Some(0),
+        "{}",
+        out(&d.ipvsadm(&["-Ln"]))
+    );
+    eventually("A is up after the restart", || {
+        listed_weight(&d, a) == Some(1)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_what_the_checks_found() {
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.11.5:{port}").parse().unwrap();
+    let a: SocketAddr = format!("127.0.16.1:{port}").parse().unwrap();
+    let _ra = real(a, 'A').await;
+    let d = rvsd_with(&config(vip, &[a], ""));
+    eventually("A is up", || listed_weight(&d, a) == Some(1)).await;
+    for _ in 0..3 {
+        d.signal("HUP");
+        // Every listing across the reloads shows it up: the reload touched nothing.
+        for _ in 0..10 {
+            assert_eq!(listed_weight(&d, a), Some(1));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
